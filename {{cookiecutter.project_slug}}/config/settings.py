@@ -1,0 +1,179 @@
+"""
+Settings for {{ cookiecutter.project_name }}.
+
+Every value that differs between machines is read from the environment (or a
+`.env` file beside manage.py) with django-environ; `.env.example` documents each
+one. Without a `.env`, the defaults are the production-safe ones.
+
+https://docs.djangoproject.com/en/5.2/ref/settings/
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")
+
+# --- Core -------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/settings/#core-settings
+
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "uploads",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/databases/
+# SQLite by default. Several gunicorn workers write to it at once, so it runs in
+# WAL mode (readers never wait for the writer) and opens write transactions with
+# BEGIN IMMEDIATE, which queues writers instead of failing them with
+# "database is locked" when two upgrade a read lock at the same moment.
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;"
+            ),
+        }
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Authentication ---------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/topics/auth/
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "uploads:index"
+LOGOUT_REDIRECT_URL = "home"
+
+# --- Internationalisation ---------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("DJANGO_TIME_ZONE", default="{{ cookiecutter.time_zone }}")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media files -------------------------------------------------
+# https://whitenoise.readthedocs.io/en/stable/django.html
+# WhiteNoise serves static files from gunicorn and runserver alike. Media (the
+# uploaded files) are never served publicly: uploads.views.download checks the
+# owner first.
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=BASE_DIR / "media")
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": env(
+            "DJANGO_STATICFILES_STORAGE",
+            default="whitenoise.storage.CompressedManifestStaticFilesStorage",
+        )
+    },
+}
+# Files written into MEDIA_ROOT are readable by the site's user only.
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+
+# --- Security ---------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/topics/security/
+# DJANGO_HTTPS says the site is reached over HTTPS (the default outside DEBUG):
+# it turns on the redirect, secure cookies and HSTS together.
+
+HTTPS = env.bool("DJANGO_HTTPS", default=not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool(
+    "DJANGO_BEHIND_PROXY", default=False
+) else None
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=60 * 60 * 24 * 365 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+# JSON refusals for the upload endpoints, Django's page elsewhere.
+CSRF_FAILURE_VIEW = "uploads.access.csrf_failure"
+
+# --- Logging ----------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {"django": {"level": env("DJANGO_LOG_LEVEL", default="INFO")}},
+}
+
+# --- Uploads ----------------------------------------------------------------
+# The uploads app's settings; their defaults and meaning are in uploads/conf.py
+# and the README. Staging holds the bytes of unfinished uploads: it must be one
+# folder that every worker process sees, on the same file system as MEDIA_ROOT
+# so that finishing an upload is a rename, not a copy.
+
+UPLOADS_STAGING_DIR = env.path("UPLOADS_STAGING_DIR", default=BASE_DIR / "var" / "staging")
+UPLOADS_MAX_BYTES = env.int("UPLOADS_MAX_BYTES", default=50 * 1024**3)
+UPLOADS_ALLOWED_EXTENSIONS = env.list("UPLOADS_ALLOWED_EXTENSIONS", default=[])
+UPLOADS_EXPIRATION = env("UPLOADS_EXPIRATION", default="1d")
+UPLOADS_CHUNK_SIZE = env.int("UPLOADS_CHUNK_SIZE", default=8 * 1024**2)
+UPLOADS_SIMULTANEOUS_CHUNKS = env.int("UPLOADS_SIMULTANEOUS_CHUNKS", default=3)
+UPLOADS_LOCK_TIMEOUT = env.float("UPLOADS_LOCK_TIMEOUT", default=30.0)

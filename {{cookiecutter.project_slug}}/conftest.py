@@ -1,0 +1,29 @@
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_files(settings, tmp_path):
+    """Each test writes its media and staging files into its own folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.UPLOADS_STAGING_DIR = tmp_path / "staging"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    return tmp_path
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="a-long-test-password")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("bob", password="a-long-test-password")
+
+
+@pytest.fixture
+def alice(client, user):
+    client.force_login(user)
+    return client

@@ -1,0 +1,22 @@
+"""
+gunicorn's settings: `gunicorn config.wsgi` reads this file from the current folder.
+
+Threaded workers (gthread) suit uploads: a chunk from a slow client occupies a
+thread, not a whole process, and a long request is never mistaken for a hung
+worker, because the heartbeat runs in the worker's main thread.
+"""
+
+import multiprocessing
+import os
+
+wsgi_app = "config.wsgi"
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", min(multiprocessing.cpu_count() * 2 + 1, 8)))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 120))
+graceful_timeout = 30
+keepalive = 5
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+# Behind a reverse proxy on the same machine, trust its X-Forwarded-* headers.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -1,0 +1,62 @@
+"""
+Who may call the upload endpoints, and how refusals look.
+
+Every endpoint needs a logged-in user. The endpoints are exempt from Django's
+CSRF middleware because it reads `request.POST` on a POST, which would parse
+and spool a multipart chunk before the view could stream it; UploadEndpoint
+runs the same middleware itself, with the token taken from the `X-CSRFToken`
+header only.
+"""
+
+from django.http import JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views import View
+from django.views.csrf import csrf_failure as django_csrf_failure
+
+from .errors import NotAuthenticated, UploadError
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
+
+def csrf_rejection(request):
+    """None when the request passes Django's CSRF check from its header, else the 403."""
+    if request.method in SAFE_METHODS:
+        return None
+    method = request.method
+    # The middleware takes the token from the header for every unsafe method
+    # but POST, where it first parses the form body; have it skip the form.
+    request.method = "PUT" if method == "POST" else method
+    try:
+        return CsrfViewMiddleware(lambda request: None).process_view(request, None, (), {})
+    finally:
+        request.method = method
+
+
+def csrf_failure(request, reason=""):
+    """settings.CSRF_FAILURE_VIEW: JSON for the upload endpoints, Django's page elsewhere."""
+    match = getattr(request, "resolver_match", None)
+    if match is not None and match.namespace == "uploads" and match.url_name != "index":
+        return error_response(
+            UploadError(f"CSRF check failed: {reason} Send the token in X-CSRFToken.", status=403)
+        )
+    return django_csrf_failure(request, reason=reason)
+
+
+def error_response(exc):
+    return JsonResponse({"error": exc.message}, status=exc.status)
+
+
+class UploadEndpoint(View):
+    """Base view of every upload endpoint: a user, a valid CSRF header, JSON errors."""
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            user = getattr(request, "user", None)
+            if user is None or not user.is_authenticated:
+                raise NotAuthenticated("log in to upload")
+            self.user = user
+            rejection = csrf_rejection(request)
+            if rejection is not None:
+                return rejection
+            return super().dispatch(request, *args, **kwargs)
+        except UploadError as exc:
+            return error_response(exc)

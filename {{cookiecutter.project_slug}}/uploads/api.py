@@ -1,0 +1,56 @@
+"""The status API: the user's uploads as JSON, and cancelling one."""
+
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.http import HttpResponse, JsonResponse
+
+from . import engine
+from .access import UploadEndpoint
+from .errors import BadRequest, UploadNotFound
+from .models import Upload
+from .representation import upload_json
+
+PAGE_SIZE = 50
+
+
+class UploadAPIView(UploadEndpoint):
+    def get_upload(self, upload_id):
+        """The user's upload; anybody else's is a 404, as if it did not exist."""
+        try:
+            return Upload.objects.get(pk=upload_id, owner=self.user)
+        except Upload.DoesNotExist:
+            raise UploadNotFound("no such upload") from None
+
+
+class UploadListView(UploadAPIView):
+    http_method_names = ["get"]
+
+    def get(self, request):
+        paginator = Paginator(Upload.objects.filter(owner=self.user), PAGE_SIZE)
+        try:
+            page = paginator.page(request.GET.get("page", 1))
+        except PageNotAnInteger:
+            raise BadRequest("page must be a whole number") from None
+        except EmptyPage:
+            raise UploadNotFound("no such page") from None
+        base = request.path
+        return JsonResponse(
+            {
+                "count": paginator.count,
+                "next": f"{base}?page={page.next_page_number()}" if page.has_next() else None,
+                "previous": (
+                    f"{base}?page={page.previous_page_number()}" if page.has_previous() else None
+                ),
+                "results": [upload_json(upload) for upload in page],
+            }
+        )
+
+
+class UploadDetailView(UploadAPIView):
+    http_method_names = ["get", "delete"]
+
+    def get(self, request, upload_id):
+        return JsonResponse(upload_json(self.get_upload(upload_id)))
+
+    def delete(self, request, upload_id):
+        engine.cancel(self.get_upload(upload_id))
+        return HttpResponse(status=204)

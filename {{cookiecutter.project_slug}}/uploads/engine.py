@@ -1,0 +1,283 @@
+"""
+The upload engine: the one place that decides what happens to every chunk.
+
+Protocol adapters (uploads/protocols/) turn a request into calls here: "find or
+start this upload", "these bytes belong at this offset", "is this range here?",
+"cancel". The engine checks them against the upload's record, writes through
+staging.py under a byte-range lock, records the range atomically and finishes
+the upload exactly once.
+
+The life of a chunk, with its database queries:
+
+1. find the upload                      SELECT            (find_or_start)
+2. lock the chunk's bytes in the staging file
+3. re-read status and received ranges   SELECT            (another request may
+                                                           have written them)
+4. write the bytes in place, or drain a duplicate without writing
+5. record the range                     SELECT FOR UPDATE, UPDATE
+6. if that made the upload whole: finish it (hash, move into storage, signal)
+
+Only the request whose step 5 receives the last byte moves the upload to
+`processing`, inside the same transaction, so an upload is finished once
+however many workers race on its chunks.
+"""
+
+import logging
+import os
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import ranges, staging
+from .conf import upload_settings
+from .errors import BadRequest, ChunkConflict, TooLarge, TypeNotAllowed, UploadGone
+from .filenames import clean_filename, extension
+from .models import Upload
+from .signals import upload_completed, upload_failed, upload_started
+
+logger = logging.getLogger(__name__)
+
+Status = Upload.Status
+
+
+def check_declared_file(filename, size):
+    """Refuse a file by its declared name and size, before any byte is kept."""
+    if not filename or not filename.strip():
+        raise BadRequest("the file name is empty")
+    if len(filename) > 255:
+        raise BadRequest("the file name is longer than 255 characters")
+    if size < 0:
+        raise BadRequest("the total size is negative")
+    if size > upload_settings.MAX_BYTES:
+        raise TooLarge(
+            f"the file is {size} bytes; the largest accepted is {upload_settings.MAX_BYTES} bytes"
+        )
+    allowed = upload_settings.ALLOWED_EXTENSIONS
+    if allowed and extension(filename) not in allowed:
+        raise TypeNotAllowed(
+            f"files of type {extension(filename) or '(none)'!r} are not accepted; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def find_active(owner, protocol, client_id):
+    """The owner's unfinished upload with this client identifier, or None."""
+    return (
+        Upload.objects.filter(
+            owner=owner, protocol=protocol, client_id=client_id, status__in=Upload.ACTIVE
+        )
+        .order_by()
+        .first()
+    )
+
+
+def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None, relative_path=""):
+    """
+    The active upload for (owner, protocol, client_id), created on the first
+    chunk. Parallel first chunks race to create it; the unique constraint
+    lets one win and the others use its row.
+    """
+    check_declared_file(filename, size)
+    upload = find_active(owner, protocol, client_id)
+    if upload is not None and upload.expires <= timezone.now() and upload.status == Status.UPLOADING:
+        expire(upload)
+        upload = None
+    if upload is None:
+        try:
+            with transaction.atomic():
+                upload = start(
+                    owner,
+                    protocol,
+                    client_id=client_id,
+                    filename=filename,
+                    size=size,
+                    chunk_size=chunk_size,
+                    relative_path=relative_path,
+                )
+        except IntegrityError:
+            upload = find_active(owner, protocol, client_id)
+            if upload is None:  # it finished or was cancelled in between
+                raise ChunkConflict("the upload changed state; retry the chunk") from None
+    if upload.size != size:
+        raise BadRequest(f"the total size changed from {upload.size} to {size} between chunks")
+    if chunk_size is not None and upload.chunk_size != chunk_size:
+        raise BadRequest(
+            f"the chunk size changed from {upload.chunk_size} to {chunk_size} between chunks"
+        )
+    return upload
+
+
+def start(owner, protocol, *, filename, size, client_id="", chunk_size=None, relative_path=""):
+    """Create an upload's record. Its staging file appears with the first byte."""
+    check_declared_file(filename, size)
+    now = timezone.now()
+    upload = Upload.objects.create(
+        owner=owner,
+        protocol=protocol,
+        client_id=client_id,
+        filename=filename,
+        name=clean_filename(filename),
+        relative_path=relative_path[:1024],
+        size=size,
+        chunk_size=chunk_size,
+        created=now,
+        updated=now,
+        expires=now + upload_settings.EXPIRATION,
+    )
+    staging.create(upload)
+    transaction.on_commit(lambda: upload_started.send(sender=Upload, upload=upload))
+    return upload
+
+
+def has_range(upload, offset, length):
+    """Whether bytes [offset, offset + length) are already received."""
+    if length == 0:
+        return upload.size == 0 and upload.status != Status.UPLOADING
+    return ranges.contains(upload.received_ranges, offset, offset + length)
+
+
+def receive(upload, offset, length, stream):
+    """
+    Write `length` bytes read from `stream` at `offset` of the upload.
+
+    Bytes the upload already has are read and dropped, not written again; a
+    chunk that overlaps received bytes only in part is refused, since it could
+    change them. Returns the upload as it stands after this chunk.
+    """
+    end = offset + length
+    if offset < 0 or length < 0 or end > upload.size:
+        raise BadRequest(f"bytes {offset}-{end} lie outside the file's {upload.size} bytes")
+    try:
+        with staging.open_locked(upload, offset, length) as fd:
+            _reload(upload)
+            if _already_has(upload, offset, end, stream):
+                return upload
+            staging.write_at(fd, offset, stream, length)
+            finished = _record(upload, offset, end)
+    except FileNotFoundError:
+        # No staging file: the upload finished, or was cancelled or expired.
+        _reload(upload)
+        if _already_has(upload, offset, end, stream):
+            return upload
+        raise UploadGone(f"this upload is {upload.status}; start it again") from None
+    if finished:
+        finish(upload)
+    return upload
+
+
+def _reload(upload):
+    """Fresh status and ranges: another request may have just changed them."""
+    fresh = Upload.objects.filter(pk=upload.pk).values("status", "received_ranges").get()
+    upload.status, upload.received_ranges = fresh["status"], fresh["received_ranges"]
+    upload.received_bytes = ranges.total(upload.received_ranges)
+
+
+def _already_has(upload, start, end, stream):
+    """
+    True (after draining the chunk) when the upload has these bytes; raises
+    when the chunk may not be written; False when it should be.
+    """
+    # An empty range is "had" once the (empty) file is no longer uploading.
+    has = ranges.contains(upload.received_ranges, start, end)
+    if has and (start < end or upload.status != Status.UPLOADING):
+        staging.drain(stream, end - start)
+        return True
+    if upload.status in (Status.CANCELLED, Status.EXPIRED, Status.FAILED):
+        raise UploadGone(f"this upload is {upload.status}; start it again")
+    if upload.status != Status.UPLOADING or ranges.overlaps(upload.received_ranges, start, end):
+        raise ChunkConflict(
+            f"bytes {start}-{end} overlap bytes already received; they cannot be changed"
+        )
+    return False
+
+
+def _record(upload, start, end):
+    """Add [start, end) to the upload's ranges; True if this completed the file."""
+    now = timezone.now()
+    with transaction.atomic():
+        row = (
+            Upload.objects.select_for_update()
+            .only("status", "received_ranges", "size")
+            .get(pk=upload.pk)
+        )
+        if row.status != Status.UPLOADING:
+            raise UploadGone(f"this upload is {row.status}; start it again")
+        received = ranges.add(row.received_ranges, start, end)
+        fields = {
+            "received_ranges": received,
+            "received_bytes": ranges.total(received),
+            "updated": now,
+            "expires": now + upload_settings.EXPIRATION,
+        }
+        finished = fields["received_bytes"] == row.size
+        if finished:
+            fields["status"] = Status.PROCESSING
+        Upload.objects.filter(pk=upload.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(upload, name, value)
+    return finished
+
+
+def finish(upload):
+    """
+    Verify the staged file, hash it, move it into storage: called once, by the
+    request that received the last byte (the upload is `processing`).
+    """
+    try:
+        with staging.open_locked(upload) as fd:
+            on_disk = os.fstat(fd).st_size
+            if on_disk != upload.size:
+                raise ValueError(f"the staged file has {on_disk} bytes, not {upload.size}")
+            digest, read = staging.sha256_of(fd, upload.size)
+            if read != upload.size:
+                raise ValueError(f"read {read} bytes of {upload.size} while hashing")
+        staged = staging.StagedFile(upload)
+        try:
+            # A rename on the same file system (FileSystemStorage), a stream otherwise.
+            upload.file.save(upload.name, staged, save=False)
+        finally:
+            staged.close()
+        staging.remove(upload)
+    except Exception as exc:
+        logger.exception("upload %s could not be finished", upload.pk)
+        upload.status = Status.FAILED
+        upload.error = f"finishing failed: {exc}"
+        upload.updated = timezone.now()
+        upload.save(update_fields=["status", "error", "updated"])
+        upload_failed.send(sender=Upload, upload=upload, error=upload.error)
+        return upload
+    now = timezone.now()
+    upload.sha256 = digest
+    upload.status = Status.COMPLETE
+    upload.completed = upload.updated = now
+    upload.save(update_fields=["sha256", "status", "completed", "updated", "file"])
+    upload_completed.send(sender=Upload, upload=upload)
+    return upload
+
+
+def _end(upload, status, allowed_from):
+    """Move an unfinished upload to a final status and drop its staged bytes."""
+    with transaction.atomic():
+        row = Upload.objects.select_for_update().only("status").get(pk=upload.pk)
+        if row.status in allowed_from:
+            Upload.objects.filter(pk=upload.pk).update(status=status, updated=timezone.now())
+            row.status = status
+    upload.status = row.status
+    if upload.status == status:
+        staging.remove(upload)
+    return upload
+
+
+def cancel(upload):
+    """Cancel an unfinished upload and remove its staged bytes (idempotent)."""
+    upload = _end(upload, Status.CANCELLED, allowed_from=(Status.UPLOADING,))
+    if upload.status == Status.PROCESSING:
+        raise ChunkConflict("the upload is being finished and can no longer be cancelled")
+    if upload.status == Status.COMPLETE:
+        raise ChunkConflict("a complete upload cannot be cancelled")
+    return upload
+
+
+def expire(upload):
+    """Mark an upload past its time `expired` and remove its staged bytes."""
+    return _end(upload, Status.EXPIRED, allowed_from=(Status.UPLOADING,))

@@ -1,0 +1,101 @@
+import uuid
+
+from django.conf import settings
+from django.core.files.storage import storages
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from .conf import upload_settings
+
+
+def _storage():
+    return storages[upload_settings.STORAGE]
+
+
+def upload_to(upload, filename):
+    """uploads/2026/11/22/<upload id>/<clean name>: one folder per upload, no name clashes."""
+    folder = timezone.now().strftime(upload_settings.UPLOAD_TO)
+    return f"{folder}/{upload.id}/{upload.name}"
+
+
+class Upload(models.Model):
+    """One file being received, in chunks, by any protocol; then the file itself."""
+
+    class Status(models.TextChoices):
+        UPLOADING = "uploading"
+        PROCESSING = "processing"
+        COMPLETE = "complete"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        EXPIRED = "expired"
+
+    class Protocol(models.TextChoices):
+        FLOW = "flow", "flow.js"
+        RESUMABLE = "resumable", "resumable.js"
+        TUS = "tus", "tus"
+        CHUNKED = "chunked", "Content-Range"
+
+    # Statuses in which an upload still owns its client identifier.
+    ACTIVE = (Status.UPLOADING, Status.PROCESSING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads"
+    )
+    protocol = models.CharField(max_length=16, choices=Protocol.choices)
+    client_id = models.CharField(
+        "client identifier",
+        max_length=255,
+        blank=True,
+        help_text="The identifier the client gave the file (flowIdentifier, resumableIdentifier).",
+    )
+    filename = models.CharField(max_length=255, help_text="The name the client gave.")
+    name = models.CharField(max_length=255, help_text="The cleaned name the file is stored under.")
+    relative_path = models.CharField(max_length=1024, blank=True)
+    size = models.BigIntegerField(help_text="Total size in bytes.")
+    chunk_size = models.BigIntegerField(null=True, blank=True)
+    received_bytes = models.BigIntegerField(default=0)
+    received_ranges = models.JSONField(
+        default=list, blank=True, help_text="Received bytes as sorted [start, end) pairs."
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.UPLOADING, db_index=True
+    )
+    error = models.TextField(blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    file = models.FileField(upload_to=upload_to, storage=_storage, max_length=500, blank=True)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    updated = models.DateTimeField(default=timezone.now)
+    expires = models.DateTimeField()
+    completed = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "protocol", "client_id"],
+                condition=Q(status__in=["uploading", "processing"]) & ~Q(client_id=""),
+                name="uploads_one_active_upload_per_client_id",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "expires"], name="uploads_status_expires")]
+
+    def __str__(self):
+        return self.filename
+
+    @property
+    def is_active(self):
+        return self.status in self.ACTIVE
+
+    @property
+    def progress(self):
+        """Share of the bytes received, 0.0 to 1.0."""
+        return 1.0 if self.size == 0 else self.received_bytes / self.size
+
+    def get_absolute_url(self):
+        return reverse("uploads:api-detail", args=[self.id])
+
+    def get_download_url(self):
+        return reverse("uploads:download", args=[self.id])

@@ -1,0 +1,131 @@
+"""
+Bytes of unfinished uploads, on a local (or shared) file system.
+
+Layout: one sparse file per upload, `<UPLOADS_STAGING_DIR>/<upload id hex>.part`.
+Every chunk is written in place at its offset, straight from the request in
+bounded blocks, so there are no per-chunk files to join and no chunk is ever
+held in memory. Concurrent writers hold byte-range locks (see locks.py); the
+engine decides what may be written, this module only writes it.
+
+Nothing here deletes files on its own: cancelled and finished uploads remove
+theirs through the engine, and `cleanup_uploads` removes what is abandoned.
+"""
+
+import hashlib
+import os
+from contextlib import contextmanager
+
+from django.core.files import File
+
+from . import locks
+from .conf import upload_settings
+from .errors import BadRequest
+
+BLOCK_SIZE = 1024 * 1024
+SUFFIX = ".part"
+
+
+def directory():
+    return upload_settings.STAGING_DIR
+
+
+def path_for(upload):
+    return directory() / f"{upload.id.hex}{SUFFIX}"
+
+
+def create(upload):
+    """The empty staging file, made when the upload starts. Chunks never create it,
+    so a chunk that arrives after a cancel cannot bring the file back."""
+    path = path_for(upload)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600))
+
+
+@contextmanager
+def open_locked(upload, start=0, length=0):
+    """
+    Open the upload's staging file and hold a lock on [start, start + length)
+    (length 0: the whole file). FileNotFoundError when the upload has none,
+    because it was cancelled, expired or finished.
+    """
+    path = path_for(upload)
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    try:
+        with locks.locked(fd, str(path), start, length, timeout=upload_settings.LOCK_TIMEOUT):
+            yield fd
+    finally:
+        os.close(fd)
+
+
+def write_at(fd, offset, stream, length):
+    """
+    Copy exactly `length` bytes from `stream` to the file at `offset`.
+
+    Reads in blocks of at most BLOCK_SIZE. Raises BadRequest when the stream
+    ends early or has bytes left over, after which the bytes written are not
+    counted as received (the engine never records them).
+    """
+    position, end = offset, offset + length
+    while position < end:
+        block = stream.read(min(BLOCK_SIZE, end - position))
+        if not block:
+            raise BadRequest(
+                f"the chunk ended after {position - offset} bytes; {length} were declared"
+            )
+        view = memoryview(block)
+        while view:
+            written = os.pwrite(fd, view, position)
+            view = view[written:]
+            position += written
+    if stream.read(1):
+        raise BadRequest(f"the chunk is longer than the {length} bytes declared")
+    return length
+
+
+def drain(stream, length):
+    """Read and drop a chunk the upload already has, keeping the connection usable."""
+    remaining = length
+    while remaining > 0:
+        block = stream.read(min(BLOCK_SIZE, remaining))
+        if not block:
+            break
+        remaining -= len(block)
+
+
+def sha256_of(fd, size):
+    """One read pass over the file, in bounded blocks."""
+    digest = hashlib.sha256()
+    buffer = bytearray(BLOCK_SIZE)
+    view = memoryview(buffer)
+    position = 0
+    while position < size:
+        n = os.preadv(fd, [view[: min(BLOCK_SIZE, size - position)]], position)
+        if n == 0:
+            break
+        digest.update(view[:n])
+        position += n
+    return digest.hexdigest(), position
+
+
+def remove(upload):
+    try:
+        path_for(upload).unlink()
+    except FileNotFoundError:
+        pass
+
+
+class StagedFile(File):
+    """
+    A finished staging file handed to Django's storage.
+
+    `temporary_file_path()` is the hook FileSystemStorage uses to move a file
+    into place with os.rename (django.core.files.move.file_move_safe) instead
+    of copying it; other storages stream it from the open file.
+    """
+
+    def __init__(self, upload):
+        self._path = path_for(upload)
+        super().__init__(open(self._path, "rb"), name=upload.name)
+
+    def temporary_file_path(self):
+        return str(self._path)

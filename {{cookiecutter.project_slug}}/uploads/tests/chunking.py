@@ -1,0 +1,69 @@
+"""
+Test helpers that cut a file into chunks and describe them the way flow.js and
+resumable.js do (same parameters, same rounding), for Django's test client.
+"""
+
+import hashlib
+from urllib.parse import urlencode
+
+from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
+
+
+def chunk_count(total, chunk_size):
+    """flow.js/resumable.js without forceChunkSize: the last chunk takes the rest."""
+    return max(total // chunk_size, 1)
+
+
+def chunk_bounds(total, chunk_size, number):
+    count = chunk_count(total, chunk_size)
+    start = (number - 1) * chunk_size
+    end = total if number == count else start + chunk_size
+    return start, end
+
+
+def params(prefix, data, number, *, chunk_size, identifier="file-1", filename="data.bin", **overrides):
+    start, end = chunk_bounds(len(data), chunk_size, number)
+    values = {
+        "ChunkNumber": number,
+        "ChunkSize": chunk_size,
+        "CurrentChunkSize": end - start,
+        "TotalSize": len(data),
+        "Identifier": identifier,
+        "Filename": filename,
+        "RelativePath": filename,
+        "TotalChunks": chunk_count(len(data), chunk_size),
+    }
+    values.update(overrides)
+    return {prefix + key: value for key, value in values.items() if value is not None}
+
+
+def post_chunk(client, url, prefix, data, number, *, chunk_size, method="multipart", body=None, **kw):
+    """POST one chunk; `body` replaces the chunk's real bytes (for bad input)."""
+    query = params(prefix, data, number, chunk_size=chunk_size, **kw)
+    start, end = chunk_bounds(len(data), chunk_size, number)
+    chunk = data[start:end] if body is None else body
+    if method == "octet":
+        return client.post(
+            f"{url}?{urlencode(query)}", data=chunk, content_type="application/octet-stream"
+        )
+    fields = dict(query)
+    fields["file"] = _NamedBytes(chunk, "blob")
+    return client.post(url, data=encode_multipart(BOUNDARY, fields), content_type=MULTIPART_CONTENT)
+
+
+def probe_chunk(client, url, prefix, data, number, *, chunk_size, **kw):
+    return client.get(url, params(prefix, data, number, chunk_size=chunk_size, **kw))
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+class _NamedBytes:
+    """A file-like the test client's multipart encoder accepts."""
+
+    def __init__(self, data, name):
+        self._data, self.name = data, name
+
+    def read(self):
+        return self._data

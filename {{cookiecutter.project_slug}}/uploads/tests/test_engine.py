@@ -1,0 +1,219 @@
+"""The engine's promises, whatever the order and repetition of chunks."""
+
+import io
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from uploads import engine, staging
+from uploads.errors import BadRequest, ChunkConflict, TooLarge, TypeNotAllowed, UploadGone
+from uploads.models import Upload
+from uploads.signals import upload_completed, upload_failed, upload_started
+
+from .chunking import chunk_bounds, chunk_count, sha256
+
+pytestmark = pytest.mark.django_db
+Status = Upload.Status
+
+
+@pytest.fixture
+def signals():
+    sent = {"started": [], "completed": [], "failed": []}
+
+    def on(name):
+        def receiver(sender, upload, **kwargs):
+            sent[name].append(upload.pk)
+
+        return receiver
+
+    receivers = [(upload_started, on("started")), (upload_completed, on("completed")), (upload_failed, on("failed"))]
+    for signal, receiver in receivers:
+        signal.connect(receiver)
+    yield sent
+    for signal, receiver in receivers:
+        signal.disconnect(receiver)
+
+
+def begin(user, data, chunk_size, **kw):
+    return engine.find_or_start(
+        user, Upload.Protocol.FLOW, kw.pop("client_id", uuid.uuid4().hex),
+        filename=kw.pop("filename", "data.bin"), size=len(data), chunk_size=chunk_size, **kw,
+    )
+
+
+def send(upload, data, chunk_size, number):
+    start, end = chunk_bounds(len(data), chunk_size, number)
+    return engine.receive(upload, start, end - start, io.BytesIO(data[start:end]))
+
+
+def stored_bytes(upload):
+    upload.refresh_from_db()
+    with upload.file.open("rb") as f:
+        return f.read()
+
+
+@given(
+    data=st.binary(min_size=1, max_size=2000),
+    chunk_size=st.integers(1, 300),
+    order=st.randoms(use_true_random=False),
+    repeats=st.lists(st.integers(0, 50), max_size=6),
+)
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_order_with_repeats_gives_the_file_once(user, signals, data, chunk_size, order, repeats):
+    upload = begin(user, data, chunk_size)
+    count = chunk_count(len(data), chunk_size)
+    numbers = list(range(1, count + 1))
+    order.shuffle(numbers)
+    # Repeats land anywhere, including after the file is complete.
+    for r in repeats:
+        numbers.insert(r % (len(numbers) + 1), numbers[r % len(numbers)])
+    for number in numbers:
+        send(upload, data, chunk_size, number)
+    upload.refresh_from_db()
+    assert upload.status == Status.COMPLETE
+    assert upload.sha256 == sha256(data)
+    assert upload.received_bytes == len(data)
+    assert stored_bytes(upload) == data
+    assert signals["completed"].count(upload.pk) == 1
+    assert not staging.path_for(upload).exists()
+
+
+def test_a_chunk_that_would_change_received_bytes_is_refused(user):
+    data = bytes(range(256)) * 4
+    upload = begin(user, data, 256)
+    send(upload, data, 256, 2)
+    with pytest.raises(ChunkConflict):
+        # Bytes 100-400 straddle the received chunk 256-512.
+        engine.receive(upload, 100, 300, io.BytesIO(b"x" * 300))
+    send(upload, data, 256, 1)
+    send(upload, data, 256, 3)
+    send(upload, data, 256, 4)
+    assert stored_bytes(upload) == data
+
+
+def test_a_repeated_chunk_is_not_written_again(user, tmp_path):
+    data = b"a" * 100 + b"b" * 100
+    upload = begin(user, data, 100)
+    send(upload, data, 100, 1)
+    # Same place, other bytes: drained, not written.
+    engine.receive(upload, 0, 100, io.BytesIO(b"z" * 100))
+    send(upload, data, 100, 2)
+    assert stored_bytes(upload) == data
+
+
+def test_started_is_sent_once_when_the_record_is_committed(
+    user, signals, django_capture_on_commit_callbacks
+):
+    data = b"x" * 300
+    with django_capture_on_commit_callbacks(execute=True):
+        upload = begin(user, data, 100, client_id="one")
+        again = begin(user, data, 100, client_id="one")
+    assert again.pk == upload.pk
+    assert signals["started"] == [upload.pk]
+
+
+def test_an_empty_file_completes(user, signals):
+    upload = begin(user, b"", 1024)
+    engine.receive(upload, 0, 0, io.BytesIO(b""))
+    upload.refresh_from_db()
+    assert upload.status == Status.COMPLETE
+    assert upload.sha256 == sha256(b"")
+    assert signals["completed"] == [upload.pk]
+
+
+def test_a_short_chunk_is_refused_and_not_counted(user):
+    data = b"x" * 300
+    upload = begin(user, data, 100)
+    with pytest.raises(BadRequest, match="ended after 50 bytes"):
+        engine.receive(upload, 0, 100, io.BytesIO(b"x" * 50))
+    with pytest.raises(BadRequest, match="longer than"):
+        engine.receive(upload, 0, 100, io.BytesIO(b"x" * 150))
+    upload.refresh_from_db()
+    assert upload.received_bytes == 0
+    assert upload.received_ranges == []
+
+
+def test_limits_are_checked_before_anything_is_kept(user, settings):
+    settings.UPLOADS_MAX_BYTES = 1000
+    settings.UPLOADS_ALLOWED_EXTENSIONS = ["pdf", ".TXT"]
+    with pytest.raises(TooLarge):
+        begin(user, b"x" * 1001, 100, filename="a.pdf")
+    with pytest.raises(TypeNotAllowed):
+        begin(user, b"x" * 10, 100, filename="a.exe")
+    assert begin(user, b"x" * 10, 100, filename="notes.txt").name == "notes.txt"
+    assert Upload.objects.count() == 1
+    assert [p.name for p in staging.directory().iterdir()] == [f"{Upload.objects.get().id.hex}.part"]
+
+
+def test_declared_size_must_not_change(user):
+    upload = begin(user, b"x" * 300, 100, client_id="same")
+    with pytest.raises(BadRequest, match="total size changed"):
+        begin(user, b"x" * 301, 100, client_id="same")
+    with pytest.raises(BadRequest, match="chunk size changed"):
+        begin(user, b"x" * 300, 50, client_id="same")
+    assert begin(user, b"x" * 300, 100, client_id="same").pk == upload.pk
+
+
+def test_cancel_removes_staged_bytes_and_refuses_later_chunks(user, signals):
+    data = b"x" * 300
+    upload = begin(user, data, 100)
+    send(upload, data, 100, 1)
+    assert staging.path_for(upload).exists()
+    engine.cancel(upload)
+    assert not staging.path_for(upload).exists()
+    with pytest.raises(UploadGone):
+        send(upload, data, 100, 2)
+    assert not staging.path_for(upload).exists()
+    engine.cancel(upload)  # again: nothing more happens
+    upload.refresh_from_db()
+    assert upload.status == Status.CANCELLED
+    assert signals["completed"] == []
+
+
+def test_a_complete_upload_cannot_be_cancelled(user):
+    upload = begin(user, b"abc", 10)
+    engine.receive(upload, 0, 3, io.BytesIO(b"abc"))
+    with pytest.raises(ChunkConflict):
+        engine.cancel(upload)
+    assert stored_bytes(upload) == b"abc"
+
+
+def test_an_expired_upload_is_replaced_by_a_fresh_one(user, settings):
+    data = b"x" * 300
+    first = begin(user, data, 100, client_id="again")
+    send(first, data, 100, 1)
+    Upload.objects.filter(pk=first.pk).update(expires=first.created)
+    second = begin(user, data, 100, client_id="again")
+    first.refresh_from_db()
+    assert second.pk != first.pk
+    assert first.status == Status.EXPIRED
+    assert not staging.path_for(first).exists()
+
+
+def test_finishing_failure_is_recorded_and_signalled(user, signals):
+    data = b"x" * 200
+    upload = begin(user, data, 100)
+    send(upload, data, 100, 1)
+    # A stray byte past the end, behind the engine's back: the size check catches it.
+    with open(staging.path_for(upload), "r+b") as f:
+        f.seek(250)
+        f.write(b"!")
+    send(upload, data, 100, 2)
+    upload.refresh_from_db()
+    assert upload.status == Status.FAILED
+    assert "bytes" in upload.error
+    assert signals["failed"] == [upload.pk]
+    assert signals["completed"] == []
+
+
+def test_clean_names_are_stored(user):
+    upload = begin(user, b"abc", 10, filename="../../etc/pa\x00ss wd.txt")
+    engine.receive(upload, 0, 3, io.BytesIO(b"abc"))
+    upload.refresh_from_db()
+    assert upload.filename == "../../etc/pa\x00ss wd.txt"
+    assert upload.name == "pass wd.txt"
+    assert ".." not in upload.file.name
+    assert upload.file.path.startswith(str(upload.file.storage.location))
