@@ -139,9 +139,9 @@ FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 # it turns on the redirect, secure cookies and HSTS together.
 
 HTTPS = env.bool("DJANGO_HTTPS", default=not DEBUG)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool(
-    "DJANGO_BEHIND_PROXY", default=False
-) else None
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DJANGO_BEHIND_PROXY", default=False) else None
+)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS

@@ -17,6 +17,7 @@ from .errors import NotAuthenticated, UploadError
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
 
+
 def csrf_rejection(request):
     """None when the request passes Django's CSRF check from its header, else the 403."""
     if request.method in SAFE_METHODS:

@@ -18,7 +18,7 @@ def check_staging(app_configs, **kwargs):
         errors.append(
             checks.Error(
                 "UPLOADS_STAGING_DIR must be an absolute path.",
-                hint="Set it to a folder every worker process can write, e.g. /var/lib/site/staging.",
+                hint="A folder every worker can write, e.g. /var/lib/site/staging.",
                 id="uploads.E001",
             )
         )

@@ -62,7 +62,9 @@ class UploadSettings:
             return Path(settings.BASE_DIR) / "var" / "staging"
         path = Path(value)
         if not path.is_absolute():
-            raise ImproperlyConfigured(f"UPLOADS_STAGING_DIR must be an absolute path, not {value!r}.")
+            raise ImproperlyConfigured(
+                f"UPLOADS_STAGING_DIR must be an absolute path, not {value!r}."
+            )
         return path
 
     def _clean_allowed_extensions(self, value):

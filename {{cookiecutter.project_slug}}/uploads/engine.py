@@ -79,7 +79,11 @@ def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None
     """
     check_declared_file(filename, size)
     upload = find_active(owner, protocol, client_id)
-    if upload is not None and upload.expires <= timezone.now() and upload.status == Status.UPLOADING:
+    if (
+        upload is not None
+        and upload.expires <= timezone.now()
+        and upload.status == Status.UPLOADING
+    ):
         expire(upload)
         upload = None
     if upload is None:
@@ -251,6 +255,7 @@ def finish(upload):
     upload.status = Status.COMPLETE
     upload.completed = upload.updated = now
     upload.save(update_fields=["sha256", "status", "completed", "updated", "file"])
+    logger.info("upload %s complete: %d bytes, sha256 %s", upload.pk, upload.size, digest)
     upload_completed.send(sender=Upload, upload=upload)
     return upload
 

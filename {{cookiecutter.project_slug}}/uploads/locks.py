@@ -35,7 +35,9 @@ def _try_lock(fd, start, length, exclusive):
 
 def _unlock(fd, start, length):
     if _OFD:
-        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, start, length, 0))
+        fcntl.fcntl(
+            fd, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, start, length, 0)
+        )
     else:  # pragma: no cover - non-Linux
         fcntl.lockf(fd, fcntl.LOCK_UN, length, start, os.SEEK_SET)
 

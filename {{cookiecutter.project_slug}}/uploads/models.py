@@ -85,6 +85,12 @@ class Upload(models.Model):
     def __str__(self):
         return self.filename
 
+    def get_absolute_url(self):
+        return reverse("uploads:api-detail", args=[self.id])
+
+    def get_download_url(self):
+        return reverse("uploads:download", args=[self.id])
+
     @property
     def is_active(self):
         return self.status in self.ACTIVE
@@ -93,9 +99,3 @@ class Upload(models.Model):
     def progress(self):
         """Share of the bytes received, 0.0 to 1.0."""
         return 1.0 if self.size == 0 else self.received_bytes / self.size
-
-    def get_absolute_url(self):
-        return reverse("uploads:api-detail", args=[self.id])
-
-    def get_download_url(self):
-        return reverse("uploads:download", args=[self.id])

@@ -13,7 +13,7 @@ theirs through the engine, and `cleanup_uploads` removes what is abandoned.
 
 import hashlib
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from django.core.files import File
 
@@ -108,10 +108,8 @@ def sha256_of(fd, size):
 
 
 def remove(upload):
-    try:
+    with suppress(FileNotFoundError):
         path_for(upload).unlink()
-    except FileNotFoundError:
-        pass
 
 
 class StagedFile(File):
@@ -125,7 +123,8 @@ class StagedFile(File):
 
     def __init__(self, upload):
         self._path = path_for(upload)
-        super().__init__(open(self._path, "rb"), name=upload.name)
+        # The File owns the open file; the engine closes it after saving.
+        super().__init__(open(self._path, "rb"), name=upload.name)  # noqa: SIM115
 
     def temporary_file_path(self):
         return str(self._path)

@@ -15,5 +15,9 @@ urlpatterns = [
     path("flow/", csrf_exempt(FlowJS.as_view()), name="flow"),
     path("resumable/", csrf_exempt(ResumableJS.as_view()), name="resumable"),
     path("api/uploads/", csrf_exempt(api.UploadListView.as_view()), name="api-list"),
-    path("api/uploads/<uuid:upload_id>/", csrf_exempt(api.UploadDetailView.as_view()), name="api-detail"),
+    path(
+        "api/uploads/<uuid:upload_id>/",
+        csrf_exempt(api.UploadDetailView.as_view()),
+        name="api-detail",
+    ),
 ]

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from django.http import HttpResponse, JsonResponse
 
 from .. import engine
+from ..access import UploadEndpoint
 from ..errors import BadRequest
 from ..multipart import MultipartReader, boundary_from
 from ..representation import upload_json
-from ..access import UploadEndpoint
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
@@ -58,12 +58,9 @@ class Chunk:
             )
         if self.number > self.total_chunks:
             raise BadRequest(
-                f"chunkNumber {self.number} is out of range: the file has {self.total_chunks} chunks"
+                f"chunkNumber {self.number} is out of range: there are {self.total_chunks} chunks"
             )
-        if self.number < self.total_chunks:
-            expected = size
-        else:
-            expected = total - self.offset
+        expected = size if self.number < self.total_chunks else total - self.offset
         if expected < 0 or self.current_size != expected:
             raise BadRequest(
                 f"chunk {self.number} must hold {max(expected, 0)} bytes, "

@@ -21,7 +21,9 @@ def chunk_bounds(total, chunk_size, number):
     return start, end
 
 
-def params(prefix, data, number, *, chunk_size, identifier="file-1", filename="data.bin", **overrides):
+def params(
+    prefix, data, number, *, chunk_size, identifier="file-1", filename="data.bin", **overrides
+):
     start, end = chunk_bounds(len(data), chunk_size, number)
     values = {
         "ChunkNumber": number,
@@ -37,7 +39,9 @@ def params(prefix, data, number, *, chunk_size, identifier="file-1", filename="d
     return {prefix + key: value for key, value in values.items() if value is not None}
 
 
-def post_chunk(client, url, prefix, data, number, *, chunk_size, method="multipart", body=None, **kw):
+def post_chunk(
+    client, url, prefix, data, number, *, chunk_size, method="multipart", body=None, **kw
+):
     """POST one chunk; `body` replaces the chunk's real bytes (for bad input)."""
     query = params(prefix, data, number, chunk_size=chunk_size, **kw)
     start, end = chunk_bounds(len(data), chunk_size, number)

@@ -29,7 +29,11 @@ def signals():
 
         return receiver
 
-    receivers = [(upload_started, on("started")), (upload_completed, on("completed")), (upload_failed, on("failed"))]
+    receivers = [
+        (upload_started, on("started")),
+        (upload_completed, on("completed")),
+        (upload_failed, on("failed")),
+    ]
     for signal, receiver in receivers:
         signal.connect(receiver)
     yield sent
@@ -39,8 +43,13 @@ def signals():
 
 def begin(user, data, chunk_size, **kw):
     return engine.find_or_start(
-        user, Upload.Protocol.FLOW, kw.pop("client_id", uuid.uuid4().hex),
-        filename=kw.pop("filename", "data.bin"), size=len(data), chunk_size=chunk_size, **kw,
+        user,
+        Upload.Protocol.FLOW,
+        kw.pop("client_id", uuid.uuid4().hex),
+        filename=kw.pop("filename", "data.bin"),
+        size=len(data),
+        chunk_size=chunk_size,
+        **kw,
     )
 
 
@@ -61,8 +70,12 @@ def stored_bytes(upload):
     order=st.randoms(use_true_random=False),
     repeats=st.lists(st.integers(0, 50), max_size=6),
 )
-@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_any_order_with_repeats_gives_the_file_once(user, signals, data, chunk_size, order, repeats):
+@hsettings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_order_with_repeats_gives_the_file_once(
+    user, signals, data, chunk_size, order, repeats
+):
     upload = begin(user, data, chunk_size)
     count = chunk_count(len(data), chunk_size)
     numbers = list(range(1, count + 1))
@@ -145,7 +158,9 @@ def test_limits_are_checked_before_anything_is_kept(user, settings):
         begin(user, b"x" * 10, 100, filename="a.exe")
     assert begin(user, b"x" * 10, 100, filename="notes.txt").name == "notes.txt"
     assert Upload.objects.count() == 1
-    assert [p.name for p in staging.directory().iterdir()] == [f"{Upload.objects.get().id.hex}.part"]
+    assert [p.name for p in staging.directory().iterdir()] == [
+        f"{Upload.objects.get().id.hex}.part"
+    ]
 
 
 def test_declared_size_must_not_change(user):

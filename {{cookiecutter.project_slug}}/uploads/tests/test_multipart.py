@@ -76,7 +76,9 @@ def test_boundary_from_content_type():
     "data",
     [
         b"no boundary at all",
-        b"--" + BOUNDARY + b"\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\nabc",
+        b"--"
+        + BOUNDARY
+        + b'\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\nabc',
         b"--" + BOUNDARY + b"\r\nContent-Disposition: form-data" + b"x" * 20000,
     ],
     ids=["no-boundary", "cut-in-body", "endless-headers"],

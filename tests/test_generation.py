@@ -1,0 +1,181 @@
+"""
+The template itself: what `cookiecutter` makes of it, for a short list of
+meaningful answers, and whether the generated site passes its own checks and
+its own test suite.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+# Files that are copied, not rendered, and may legitimately contain braces.
+UNRENDERED = ("uploads/static/uploads/vendor/",)
+
+
+def generate(output_dir, **answers):
+    return Path(cookiecutter(str(ROOT), no_input=True, output_dir=str(output_dir), extra_context=answers))
+
+
+def run(args, cwd, env=None, timeout=900):
+    """Run a command in the generated site; on failure show what it printed."""
+    result = subprocess.run(
+        args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(map(str, args))} exited {result.returncode}\n"
+            f"--- stdout (tail) ---\n{result.stdout[-6000:]}\n--- stderr (tail) ---\n{result.stderr[-6000:]}"
+        )
+    return result
+
+
+def postgres_available():
+    try:
+        import psycopg
+
+        with psycopg.connect(f"{POSTGRES_URL}/postgres", connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("default"))
+
+
+def test_defaults_generate_the_documented_layout(site):
+    assert site.name == "big_files"
+    for path in [
+        "manage.py",
+        "gunicorn.conf.py",
+        "requirements.txt",
+        "requirements-dev.txt",
+        ".env",
+        ".env.example",
+        "README.md",
+        "config/settings.py",
+        "uploads/engine.py",
+        "uploads/protocols/flowjs.py",
+        "uploads/protocols/resumablejs.py",
+        "uploads/static/uploads/vendor/manifest.json",
+    ]:
+        assert (site / path).is_file(), path
+    assert "-r requirements.txt" in (site / "requirements-dev.txt").read_text()
+
+
+def test_no_template_syntax_is_left(site):
+    leftovers = []
+    for path in site.rglob("*"):
+        relative = path.relative_to(site).as_posix()
+        if not path.is_file() or relative.startswith(UNRENDERED) or ".venv" in path.parts:
+            continue
+        text = path.read_text(errors="ignore")
+        if "{{ cookiecutter" in text or "{{cookiecutter" in text or "{% raw %}" in text:
+            leftovers.append(relative)
+    assert leftovers == []
+
+
+def test_env_has_a_fresh_secret_and_sqlite_by_default(site, tmp_path):
+    env = (site / ".env").read_text()
+    secret = re.search(r"^DJANGO_SECRET_KEY=(\S+)$", env, re.M).group(1)
+    assert len(secret) >= 50
+    assert "DATABASE_URL=" not in env.replace("# DATABASE_URL", "")
+    other = (generate(tmp_path) / ".env").read_text()
+    assert secret not in other
+    assert oct((site / ".env").stat().st_mode & 0o777) == "0o600"
+
+
+def test_every_setting_read_from_the_environment_is_documented(site):
+    settings_text = (site / "config/settings.py").read_text() + (site / "gunicorn.conf.py").read_text()
+    names = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', settings_text))
+    names |= set(re.findall(r'environ\.get\("([A-Z_]+)"', settings_text))
+    example = (site / ".env.example").read_text()
+    missing = sorted(name for name in names if not re.search(rf"^#? ?{name}=", example, re.M))
+    assert missing == []
+
+
+def test_postgresql_answer_points_the_site_at_postgresql(tmp_path):
+    site = generate(tmp_path, database="postgresql", project_slug="acme_files")
+    assert site.name == "acme_files"
+    assert "DATABASE_URL=postgres://127.0.0.1:5432/acme_files" in (site / ".env").read_text()
+
+
+@pytest.mark.parametrize(
+    "answers, message",
+    [
+        ({"project_slug": "3files"}, "not a lower-case Python identifier"),
+        ({"project_slug": "big-files"}, "not a lower-case Python identifier"),
+        ({"project_slug": "uploads"}, "a name the site already uses"),
+        ({"time_zone": "Mars/Olympus"}, "not an IANA time zone"),
+    ],
+)
+def test_invalid_answers_stop_generation_and_leave_nothing(tmp_path, capfd, answers, message):
+    with pytest.raises(FailedHookException):
+        generate(tmp_path, **answers)
+    assert message in capfd.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generated_code_is_ruff_clean(site):
+    run([VENV_BIN / "ruff", "check", "--no-cache", "."], cwd=site)
+
+
+def test_check_deploy_passes_with_production_settings(site):
+    production = {
+        "DJANGO_DEBUG": "False",
+        "DJANGO_SECRET_KEY": "x" * 20 + uuid.uuid4().hex + "y" * 20,
+        "DJANGO_ALLOWED_HOSTS": "files.example.com",
+    }
+    run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=site,
+        env=production,
+    )
+
+
+def test_generated_suite_passes_on_sqlite(site):
+    run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=site)
+
+
+def test_generated_suite_passes_on_postgresql(tmp_path):
+    if not postgres_available():
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
+    site = generate(tmp_path, database="postgresql")
+    name = f"tmpl_{uuid.uuid4().hex[:10]}"
+    run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=site,
+        env={"DATABASE_URL": f"{POSTGRES_URL}/{name}"},
+    )
+
+
+def test_generated_suite_passes_on_newest_django_and_python_312(tmp_path):
+    """The site is pinned to 5.2 LTS; the next LTS line must not surprise its users."""
+    python312 = subprocess.run(
+        ["python3", "-c", "import sys; print(sys.executable)"],
+        env={**os.environ, "PYENV_VERSION": "3.12.1"},
+        capture_output=True,
+        text=True,
+    )
+    if python312.returncode != 0:
+        pytest.skip("no Python 3.12 (pyenv 3.12.1) on this machine")
+    site = generate(tmp_path / "site")
+    venv = tmp_path / "venv"
+    run([python312.stdout.strip(), "-m", "venv", str(venv)], cwd=site)
+    pip = [str(venv / "bin/python"), "-m", "pip", "install", "--quiet"]
+    run([*pip, "-r", "requirements-dev.txt"], cwd=site)
+    run([*pip, "--upgrade", "django>=6,<7"], cwd=site)
+    version = run([str(venv / "bin/python"), "-c", "import django; print(django.__version__)"], cwd=site)
+    assert version.stdout.startswith("6.")
+    run([str(venv / "bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not server"], cwd=site)
