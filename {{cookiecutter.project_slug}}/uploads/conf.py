@@ -27,6 +27,9 @@ DEFAULTS = {
     "SIMULTANEOUS_CHUNKS": 3,
     # Seconds a chunk waits for another request writing the same bytes.
     "LOCK_TIMEOUT": 30.0,
+    # cleanup_uploads leaves a staging file no upload owns alone until it is this
+    # old: an upload's file exists a moment before its record is committed.
+    "CLEANUP_GRACE": timedelta(hours=1),
     # Folder inside the storage where finished files go (strftime allowed).
     "UPLOAD_TO": "uploads/%Y/%m/%d",
     # Alias in settings.STORAGES of the storage finished files go to.
@@ -75,6 +78,12 @@ class UploadSettings:
             return parse_duration(value)
         except ValueError as exc:
             raise ImproperlyConfigured(f"UPLOADS_EXPIRATION: {exc}.") from exc
+
+    def _clean_cleanup_grace(self, value):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"UPLOADS_CLEANUP_GRACE: {exc}.") from exc
 
 
 upload_settings = UploadSettings()

@@ -33,7 +33,7 @@ from .conf import upload_settings
 from .errors import BadRequest, ChunkConflict, TooLarge, TypeNotAllowed, UploadGone
 from .filenames import clean_filename, extension
 from .models import Upload
-from .signals import upload_completed, upload_failed, upload_started
+from .signals import upload_completed, upload_expired, upload_failed, upload_started
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,12 @@ def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None
         and upload.expires <= timezone.now()
         and upload.status == Status.UPLOADING
     ):
+        # Refused, not silently restarted: a client carrying on from the middle
+        # of the file would fill a new upload that can never complete. Once
+        # expired, the identifier is free, so the client's retry starts afresh.
         expire(upload)
-        upload = None
+        if upload.status == Status.EXPIRED:
+            raise UploadGone(expired_message(upload))
     if upload is None:
         try:
             with transaction.atomic():
@@ -283,6 +287,58 @@ def cancel(upload):
     return upload
 
 
-def expire(upload):
-    """Mark an upload past its time `expired` and remove its staged bytes."""
-    return _end(upload, Status.EXPIRED, allowed_from=(Status.UPLOADING,))
+def expire(upload, *, before=None):
+    """
+    Mark an unfinished upload whose time ran out (by `before`, default now)
+    `expired`, remove its staged bytes and send upload_expired, once.
+
+    It takes the staging file's whole-file lock first, so it waits for any chunk
+    being written, then re-reads the row under its lock: a chunk that landed in
+    the meantime moved `expires` on, and the upload lives. Raises Busy when a
+    chunk holds the file for longer than LOCK_TIMEOUT. Idempotent; returns the
+    upload with its current status.
+    """
+    expire_if_due(upload, before=before)
+    return upload
+
+
+def expire_if_due(upload, *, before=None):
+    """expire(), answering whether this call expired the upload (cleanup_uploads counts)."""
+    try:
+        with staging.open_locked(upload):
+            expired = _mark_expired(upload, before or timezone.now())
+            if expired:
+                staging.remove(upload)
+    except FileNotFoundError:
+        # No staged bytes (never written, or already removed): only the record.
+        expired = _mark_expired(upload, before or timezone.now())
+    if expired:
+        logger.info("upload %s expired: its time ran out at %s", upload.pk, upload.expires)
+        upload_expired.send(sender=Upload, upload=upload)
+    return expired
+
+
+def _mark_expired(upload, before):
+    """UPLOADING -> EXPIRED if still past its time; True if this call changed it."""
+    with transaction.atomic():
+        row = (
+            Upload.objects.select_for_update()
+            .only("status", "expires", "updated", "received_ranges")
+            .get(pk=upload.pk)
+        )
+        expired = row.status == Status.UPLOADING and row.expires <= before
+        if expired:
+            row.updated = timezone.now()
+            Upload.objects.filter(pk=upload.pk).update(status=Status.EXPIRED, updated=row.updated)
+    upload.status = Status.EXPIRED if expired else row.status
+    upload.updated = row.updated
+    upload.expires, upload.received_ranges = row.expires, row.received_ranges
+    upload.received_bytes = ranges.total(row.received_ranges)
+    return expired
+
+
+def expired_message(upload):
+    return (
+        f"this upload expired at {upload.expires.isoformat()}: no chunk arrived for "
+        f"{upload_settings.EXPIRATION}; start it again"
+    )

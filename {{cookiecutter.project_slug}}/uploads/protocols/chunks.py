@@ -17,13 +17,15 @@ from django.http import HttpResponse, JsonResponse
 
 from .. import engine
 from ..access import UploadEndpoint
-from ..errors import BadRequest
+from ..errors import BadRequest, UploadGone
 from ..multipart import MultipartReader, boundary_from
 from ..representation import upload_json
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 64
+# What a chunk for a cancelled or expired upload answers (see post()).
+GONE_STATUS = 404
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,15 @@ class ChunkProtocol(UploadEndpoint):
 
     def post(self, request):
         content_type = request.META.get("CONTENT_TYPE", "")
-        if content_type.lower().startswith("multipart/form-data"):
-            upload = self.receive_multipart(request, boundary_from(content_type))
-        else:
-            upload = self.receive_octet(request)
+        try:
+            if content_type.lower().startswith("multipart/form-data"):
+                upload = self.receive_multipart(request, boundary_from(content_type))
+            else:
+                upload = self.receive_octet(request)
+        except UploadGone as exc:
+            # Cancelled or expired. flow.js and resumable.js retry a 410 forever;
+            # 404 is in both clients' permanentErrors, so the file stops there.
+            raise UploadGone(exc.message, status=GONE_STATUS) from None
         return JsonResponse(upload_json(upload))
 
     def receive_octet(self, request):

@@ -196,16 +196,19 @@ def test_a_complete_upload_cannot_be_cancelled(user):
     assert stored_bytes(upload) == b"abc"
 
 
-def test_an_expired_upload_is_replaced_by_a_fresh_one(user, settings):
+def test_an_expired_upload_refuses_its_chunk_then_the_retry_starts_afresh(user, settings):
     data = b"x" * 300
     first = begin(user, data, 100, client_id="again")
     send(first, data, 100, 1)
     Upload.objects.filter(pk=first.pk).update(expires=first.created)
-    second = begin(user, data, 100, client_id="again")
+    with pytest.raises(UploadGone, match="expired"):
+        begin(user, data, 100, client_id="again")
     first.refresh_from_db()
-    assert second.pk != first.pk
     assert first.status == Status.EXPIRED
     assert not staging.path_for(first).exists()
+    # The client's retry (same identifier) gets a new upload.
+    second = begin(user, data, 100, client_id="again")
+    assert second.pk != first.pk
 
 
 def test_finishing_failure_is_recorded_and_signalled(user, signals):
