@@ -38,8 +38,8 @@ def contains(ranges, start, end):
 
 
 def overlaps(ranges, start, end):
-    """True when some byte of [start, end) is in `ranges`."""
-    return any(s < end and start < e for s, e in ranges)
+    """True when some byte of [start, end) is in `ranges` (an empty range has none)."""
+    return start < end and any(s < end and start < e for s, e in ranges)
 
 
 def total(ranges):
