@@ -22,6 +22,8 @@ DEFAULTS = {
     "ALLOWED_EXTENSIONS": (),
     # How long an unfinished upload lives after its last chunk.
     "EXPIRATION": timedelta(days=1),
+    # The browser library the upload widget drives: "flow.js" or "resumable.js".
+    "CLIENT": "flow.js",
     # Chunk size and parallel chunks the upload page asks the browser for.
     "CHUNK_SIZE": 8 * 1024**2,
     "SIMULTANEOUS_CHUNKS": 3,
@@ -35,6 +37,9 @@ DEFAULTS = {
     # Alias in settings.STORAGES of the storage finished files go to.
     "STORAGE": "default",
 }
+
+# The browser clients the widget can drive, and the endpoint each one talks to.
+CLIENTS = {"flow.js": "flow", "resumable.js": "resumable"}
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -69,6 +74,13 @@ class UploadSettings:
                 f"UPLOADS_STAGING_DIR must be an absolute path, not {value!r}."
             )
         return path
+
+    def _clean_client(self, value):
+        if value not in CLIENTS:
+            raise ImproperlyConfigured(
+                f"UPLOADS_CLIENT must be one of {', '.join(CLIENTS)}, not {value!r}."
+            )
+        return value
 
     def _clean_allowed_extensions(self, value):
         return frozenset(ext.lower().lstrip(".") for ext in value if ext.strip())

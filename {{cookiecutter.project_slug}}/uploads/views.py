@@ -3,26 +3,25 @@
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
-from django.urls import reverse
 
 from .conf import upload_settings
 from .models import Upload
+from .widgets import widget_config, widget_media
 
 
 @login_required
 def index(request):
+    uploads = Upload.objects.filter(owner=request.user)[:100]
     return render(
         request,
         "uploads/index.html",
         {
-            "uploads": Upload.objects.filter(owner=request.user)[:100],
+            "uploads": uploads,
+            "unfinished": sum(upload.status == Upload.Status.UPLOADING for upload in uploads),
             "max_bytes": upload_settings.MAX_BYTES,
             "allowed_extensions": sorted(upload_settings.ALLOWED_EXTENSIONS),
-            "upload_config": {
-                "target": reverse("uploads:flow"),
-                "chunkSize": upload_settings.CHUNK_SIZE,
-                "simultaneousChunks": upload_settings.SIMULTANEOUS_CHUNKS,
-            },
+            "upload_config": widget_config(),
+            "media": widget_media(),
         },
     )
 

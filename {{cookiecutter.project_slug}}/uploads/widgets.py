@@ -1,0 +1,76 @@
+"""
+The upload widget: a drop zone whose files go up in chunks in the background.
+
+The page (`/uploads/`) and ResumableFileWidget (any form) draw the same
+template and run the same script, uploads/js/uploads.js. Its settings are
+passed in a JSON <script> inside the widget, built here from uploads.conf, so
+that no number is hard-coded in JavaScript.
+"""
+
+from django import forms
+from django.urls import reverse
+
+from .conf import CLIENTS, upload_settings
+
+# The vendored library each client loads (uploads/static/uploads/vendor/).
+CLIENT_SCRIPTS = {
+    "flow.js": "uploads/vendor/flow.js/flow.min.js",
+    "resumable.js": "uploads/vendor/resumable.js/resumable.js",
+}
+
+
+def widget_config(*, single=False):
+    """What the widget's script needs to know, as JSON-ready data."""
+    protocol = CLIENTS[upload_settings.CLIENT]
+    return {
+        "client": protocol,
+        "protocol": protocol,
+        "target": reverse(f"uploads:{protocol}"),
+        "api": reverse("uploads:api-list"),
+        "chunkSize": upload_settings.CHUNK_SIZE,
+        "simultaneousChunks": upload_settings.SIMULTANEOUS_CHUNKS,
+        "maxBytes": upload_settings.MAX_BYTES,
+        "allowedExtensions": sorted(upload_settings.ALLOWED_EXTENSIONS),
+        "single": single,
+    }
+
+
+def widget_media():
+    return forms.Media(
+        css={"all": ["uploads/css/uploads.css"]},
+        js=[CLIENT_SCRIPTS[upload_settings.CLIENT], "uploads/js/uploads.js"],
+    )
+
+
+class ResumableFileWidget(forms.Widget):
+    """
+    A hidden input holding the finished upload's id, and the drop zone that
+    fills it. The form field (uploads.forms) checks the id on the server.
+    """
+
+    template_name = "uploads/widgets/resumable_file.html"
+
+    @property
+    def media(self):
+        # A property, so that UPLOADS_CLIENT is read when the page is drawn.
+        return widget_media()
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        current = value if hasattr(value, "url") and value else None
+        context["widget"].update(
+            {
+                "config": widget_config(single=True),
+                "config_id": f"{context['widget']['attrs'].get('id', name)}-config",
+                # An existing file (editing an object) is shown, not resent.
+                "current": current,
+                "upload_id": "" if current is not None or value is None else str(value),
+            }
+        )
+        return context
+
+    def format_value(self, value):
+        return value
+
+    def value_from_datadict(self, data, files, name):
+        return data.get(name)
