@@ -33,11 +33,16 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "corsheaders",
     "uploads",
+    # A demo of uploads.fields.ResumableFileField; remove it when you have your own.
+    "documents",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything that can answer: a preflight gets its CORS headers first.
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -152,6 +157,48 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 # JSON refusals for the upload endpoints, Django's page elsewhere.
 CSRF_FAILURE_VIEW = "uploads.access.csrf_failure"
+
+# --- Cross-origin uploads ---------------------------------------------------
+# https://github.com/adamchainz/django-cors-headers#configuration
+# Off unless DJANGO_CORS_ALLOWED_ORIGINS names origins (https://app.example.com):
+# pages on those sites may then upload here with an API token (cookies are not
+# sent cross-origin). Only the upload endpoints answer CORS, and they expose the
+# headers tus clients read.
+
+CORS_ALLOWED_ORIGINS = env.list("DJANGO_CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/uploads/(tus|chunked|flow|resumable|api)/"
+CORS_ALLOW_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST"]
+CORS_ALLOW_HEADERS = [
+    "accept",
+    "authorization",
+    "content-type",
+    "content-range",
+    "x-csrftoken",
+    "x-requested-with",
+    "x-http-method-override",
+    "tus-resumable",
+    "upload-length",
+    "upload-offset",
+    "upload-metadata",
+    "upload-checksum",
+    "upload-defer-length",
+    "upload-concat",
+]
+CORS_EXPOSE_HEADERS = [
+    "Location",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Expires",
+    "Upload-Defer-Length",
+    "Upload-Concat",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+]
+CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- Logging ----------------------------------------------------------------
 

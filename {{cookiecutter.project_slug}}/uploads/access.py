@@ -1,7 +1,9 @@
 """
 Who may call the upload endpoints, and how refusals look.
 
-Every endpoint needs a logged-in user. The endpoints are exempt from Django's
+Every endpoint needs a logged-in user, or an API token sent as
+`Authorization: Bearer <token>` (tokens.py): a script has no session, so a
+token request has no CSRF check either. The endpoints are exempt from Django's
 CSRF middleware because it reads `request.POST` on a POST, which would parse
 and spool a multipart chunk before the view could stream it; UploadEndpoint
 runs the same middleware itself, with the token taken from the `X-CSRFToken`
@@ -13,6 +15,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views import View
 from django.views.csrf import csrf_failure as django_csrf_failure
 
+from . import tokens
 from .errors import NotAuthenticated, UploadError
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
@@ -49,15 +52,35 @@ def error_response(exc):
 class UploadEndpoint(View):
     """Base view of every upload endpoint: a user, a valid CSRF header, JSON errors."""
 
+    # tus answers 401 where the others answer 403.
+    unauthenticated_status = NotAuthenticated.status
+
     def dispatch(self, request, *args, **kwargs):
         try:
-            user = getattr(request, "user", None)
-            if user is None or not user.is_authenticated:
-                raise NotAuthenticated("log in to upload")
+            try:
+                user = self.authenticate(request)
+            except NotAuthenticated as exc:
+                exc.status = self.unauthenticated_status
+                raise
             self.user = user
-            rejection = csrf_rejection(request)
-            if rejection is not None:
-                return rejection
+            if not self.token_authenticated:
+                rejection = csrf_rejection(request)
+                if rejection is not None:
+                    return rejection
             return super().dispatch(request, *args, **kwargs)
         except UploadError as exc:
-            return error_response(exc)
+            return self.error_response(exc)
+
+    def authenticate(self, request):
+        """A sent API token's owner (a bad token is refused), else the session's user."""
+        token = tokens.bearer_token(request)
+        self.token_authenticated = token is not None
+        if token is not None:
+            return tokens.authenticate(token)
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            raise NotAuthenticated("log in, or send an API token as Authorization: Bearer <token>")
+        return user
+
+    def error_response(self, exc):
+        return error_response(exc)

@@ -1,7 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.template.defaultfilters import filesizeformat
 
-from .models import Upload
+from . import engine, tokens
+from .errors import UploadError
+from .fields import file_in_use
+from .models import Upload, UploadToken
 
 
 @admin.register(Upload)
@@ -22,6 +25,7 @@ class UploadAdmin(admin.ModelAdmin):
     list_select_related = ["owner"]
     # The record mirrors bytes on disk: editing it by hand would break them.
     readonly_fields = [field.name for field in Upload._meta.fields]
+    actions = ["cancel_uploads"]
 
     @admin.display(description="size", ordering="size")
     def human_size(self, upload):
@@ -33,3 +37,84 @@ class UploadAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            # Deleting here always removes the files too (delete_queryset below).
+            function, name, _ = actions["delete_selected"]
+            actions["delete_selected"] = (function, name, "Delete selected uploads and their files")
+        return actions
+
+    @admin.action(description="Cancel the selected unfinished uploads")
+    def cancel_uploads(self, request, queryset):
+        cancelled = skipped = 0
+        for upload in queryset.filter(status=Upload.Status.UPLOADING):
+            try:
+                engine.cancel(upload)
+                cancelled += 1
+            except UploadError:
+                skipped += 1  # it finished in the meantime
+        self.message_user(request, f"{cancelled} upload(s) cancelled.", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"{skipped} had finished already.", messages.WARNING)
+
+    def delete_model(self, request, obj):
+        self.delete_queryset(request, Upload.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset):
+        """Records, staged bytes and stored files, except files a model still uses."""
+        kept = []
+        for upload in queryset:
+            if upload.status == Upload.Status.PROCESSING:
+                kept.append(upload.filename)
+                continue
+            try:
+                if upload.status == Upload.Status.UPLOADING:
+                    engine.cancel(upload)
+            except UploadError:  # it reached its last byte in the meantime
+                kept.append(upload.filename)
+                continue
+            if upload.file and not file_in_use(upload.file.name):
+                upload.file.delete(save=False)
+            upload.delete()
+        if kept:
+            self.message_user(
+                request,
+                f"Not deleted, being finished right now: {', '.join(kept)}.",
+                messages.WARNING,
+            )
+
+
+@admin.register(UploadToken)
+class UploadTokenAdmin(admin.ModelAdmin):
+    """API tokens: the token is shown once, when it is made; revoking keeps the record."""
+
+    list_display = ["name", "owner", "prefix", "created", "last_used", "expires", "revoked"]
+    list_filter = ["created", "expires", "revoked"]
+    search_fields = ["name", "owner__username", "prefix"]
+    list_select_related = ["owner"]
+    autocomplete_fields = ["owner"]
+    fields = ["name", "owner", "expires", "prefix", "created", "last_used", "revoked"]
+    readonly_fields = ["prefix", "created", "last_used", "revoked"]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A token's owner never changes: it would hand the owner's uploads to someone else.
+        return self.readonly_fields + (["owner"] if obj is not None else [])
+
+    def save_model(self, request, obj, form, change):
+        token = None if change else tokens.issue(obj)
+        super().save_model(request, obj, form, change)
+        if token is not None:
+            self.message_user(
+                request,
+                f"The token for {obj.name!r} is {token} — copy it now: it is not kept "
+                "and cannot be shown again.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        count = tokens.revoke(queryset)
+        self.message_user(request, f"{count} token(s) revoked.", messages.SUCCESS)

@@ -22,6 +22,7 @@ Only the request whose step 5 receives the last byte moves the upload to
 however many workers race on its chunks.
 """
 
+import hashlib
 import logging
 import os
 
@@ -30,7 +31,15 @@ from django.utils import timezone
 
 from . import ranges, staging
 from .conf import upload_settings
-from .errors import BadRequest, ChunkConflict, TooLarge, TypeNotAllowed, UploadGone
+from .errors import (
+    BadRequest,
+    ChecksumMismatch,
+    ChunkConflict,
+    OffsetMismatch,
+    TooLarge,
+    TypeNotAllowed,
+    UploadGone,
+)
 from .filenames import clean_filename, extension
 from .models import Upload
 from .signals import upload_completed, upload_expired, upload_failed, upload_started
@@ -199,8 +208,11 @@ def _already_has(upload, start, end, stream):
     return False
 
 
-def _record(upload, start, end):
-    """Add [start, end) to the upload's ranges; True if this completed the file."""
+def _record(upload, start, end, *, finish_when_whole=True):
+    """
+    Add [start, end) to the upload's ranges; True if this completed the file
+    (and, unless finish_when_whole is False, moved it to `processing`).
+    """
     now = timezone.now()
     with transaction.atomic():
         row = (
@@ -217,7 +229,7 @@ def _record(upload, start, end):
             "updated": now,
             "expires": now + upload_settings.EXPIRATION,
         }
-        finished = fields["received_bytes"] == row.size
+        finished = fields["received_bytes"] == row.size and finish_when_whole
         if finished:
             fields["status"] = Status.PROCESSING
         Upload.objects.filter(pk=upload.pk).update(**fields)
@@ -226,26 +238,36 @@ def _record(upload, start, end):
     return finished
 
 
-def finish(upload):
+def finish(upload, *, expected=None):
     """
     Verify the staged file, hash it, move it into storage: called once, by the
     request that received the last byte (the upload is `processing`).
+
+    `expected` maps hashlib names to the hex digests the client claims for the
+    whole file (Content-Range's md5): they are computed in the same read pass
+    as the sha256, and on a mismatch the upload goes back to `uploading` with
+    the error recorded and BadRequest is raised, the file left unfinished.
     """
+    expected = {name: value.lower() for name, value in (expected or {}).items()}
+    wrong = []
     try:
         with staging.open_locked(upload) as fd:
             on_disk = os.fstat(fd).st_size
             if on_disk != upload.size:
                 raise ValueError(f"the staged file has {on_disk} bytes, not {upload.size}")
-            digest, read = staging.sha256_of(fd, upload.size)
+            digests, read = staging.digests_of(fd, upload.size, {"sha256", *expected})
             if read != upload.size:
                 raise ValueError(f"read {read} bytes of {upload.size} while hashing")
-        staged = staging.StagedFile(upload)
-        try:
-            # A rename on the same file system (FileSystemStorage), a stream otherwise.
-            upload.file.save(upload.name, staged, save=False)
-        finally:
-            staged.close()
-        staging.remove(upload)
+        digest = digests["sha256"]
+        wrong = [name for name, value in expected.items() if digests[name] != value]
+        if not wrong:
+            staged = staging.StagedFile(upload)
+            try:
+                # A rename on the same file system (FileSystemStorage), a stream otherwise.
+                upload.file.save(upload.name, staged, save=False)
+            finally:
+                staged.close()
+            staging.remove(upload)
     except Exception as exc:
         logger.exception("upload %s could not be finished", upload.pk)
         upload.status = Status.FAILED
@@ -254,6 +276,15 @@ def finish(upload):
         upload.save(update_fields=["status", "error", "updated"])
         upload_failed.send(sender=Upload, upload=upload, error=upload.error)
         return upload
+    if wrong:
+        _reopen(
+            upload,
+            "; ".join(
+                f"{name} checksum does not match: the file's is "
+                f"{digests[name]}, not {expected[name]}"
+                for name in wrong
+            ),
+        )
     now = timezone.now()
     upload.sha256 = digest
     upload.status = Status.COMPLETE
@@ -262,6 +293,132 @@ def finish(upload):
     logger.info("upload %s complete: %d bytes, sha256 %s", upload.pk, upload.size, digest)
     upload_completed.send(sender=Upload, upload=upload)
     return upload
+
+
+def current_offset(upload):
+    """Where the received bytes end, for protocols that send a file in order."""
+    if upload.received_ranges and upload.received_ranges[0][0] != 0:
+        raise ChunkConflict("the received bytes do not start at 0; the upload cannot continue")
+    if len(upload.received_ranges) > 1:
+        raise ChunkConflict("the received bytes have gaps; the upload cannot continue")
+    return upload.received_ranges[0][1] if upload.received_ranges else 0
+
+
+def check_open(upload):
+    """
+    Raise unless the upload still takes bytes; one past its time is expired
+    first. Holds no lock: expire() takes the staging file's.
+    """
+    if upload.status == Status.UPLOADING and upload.expires <= timezone.now():
+        expire(upload)
+    _check_not_ended(upload)
+
+
+def _check_not_ended(upload):
+    if upload.status == Status.EXPIRED:
+        raise UploadGone(expired_message(upload))
+    if upload.status in (Status.CANCELLED, Status.FAILED):
+        raise UploadGone(f"this upload is {upload.status}; start it again")
+
+
+def append(upload, offset, length, stream, *, partial=False, checksum=None, finish_when_whole=True):
+    """
+    Write up to `length` bytes from `stream` where the received bytes end
+    (tus and Content-Range send a file in order): `offset` must be that
+    point, else OffsetMismatch, which carries it.
+
+    partial: when the stream stops before `length` bytes (a client cut off
+    mid-body), the bytes that arrived are recorded, so the client resumes
+    from the server's offset (tus); otherwise a short body records nothing.
+    checksum: (hashlib name, expected digest bytes) of this request's bytes,
+    computed while writing; on a mismatch nothing is recorded (ChecksumMismatch)
+    and the next request overwrites those bytes.
+    finish_when_whole=False keeps a whole upload `uploading` until complete()
+    (Content-Range's md5 step). Returns the upload as it stands.
+    """
+    end = offset + length
+    if offset < 0 or length < 0 or end > upload.size:
+        raise BadRequest(f"bytes {offset}-{end} lie outside the file's {upload.size} bytes")
+    digest = hashlib.new(checksum[0]) if checksum else None
+    upload.refresh_from_db(fields=["status", "expires"])
+    check_open(upload)
+    try:
+        with staging.open_locked(upload, offset, length) as fd:
+            _reload(upload)
+            _check_not_ended(upload)
+            if upload.status != Status.UPLOADING:
+                raise ChunkConflict(f"this upload is {upload.status}; it takes no more bytes")
+            current = current_offset(upload)
+            if current != offset:
+                raise OffsetMismatch(
+                    f"the upload's offset is {current}, not {offset}", offset=current
+                )
+            written, cut_off = staging.write_available(fd, offset, stream, length, digest)
+            if not cut_off and _has_more(stream):
+                raise BadRequest(f"the body is longer than the {length} bytes declared")
+            if digest is not None and (cut_off or digest.digest() != checksum[1]):
+                raise ChecksumMismatch(
+                    f"the {checksum[0]} checksum of the {written} bytes received does not "
+                    "match Upload-Checksum; they were discarded"
+                )
+            if cut_off and not partial:
+                raise BadRequest(f"the body ended after {written} bytes; {length} were declared")
+            finished = _record(
+                upload, offset, offset + written, finish_when_whole=finish_when_whole
+            )
+    except FileNotFoundError:
+        # No staging file: the upload finished, or was cancelled or expired.
+        _reload(upload)
+        _check_not_ended(upload)
+        raise ChunkConflict(f"this upload is {upload.status}; it takes no more bytes") from None
+    if cut_off:
+        logger.info("upload %s: body cut off after %d of %d bytes", upload.pk, written, length)
+        raise BadRequest(
+            f"the body ended after {written} of {length} bytes; they were kept, "
+            f"resume at offset {offset + written}"
+        )
+    if finished:
+        finish(upload)
+    return upload
+
+
+def _has_more(stream):
+    try:
+        return bool(stream.read(1))
+    except Exception:  # a broken stream has nothing more to give
+        return False
+
+
+def complete(upload, *, expected=None):
+    """
+    Finish an upload held back with finish_when_whole=False, checking the
+    whole file against `expected` ({hashlib name: hex}) in finish()'s pass.
+    """
+    upload.refresh_from_db(fields=["status", "expires"])
+    check_open(upload)
+    with transaction.atomic():
+        row = (
+            Upload.objects.select_for_update()
+            .only("status", "received_bytes", "size")
+            .get(pk=upload.pk)
+        )
+        upload.status = row.status
+        _check_not_ended(upload)
+        if row.status != Status.UPLOADING:
+            raise BadRequest(f"the upload is already {row.status}")
+        if row.received_bytes != row.size:
+            raise BadRequest(f"the upload has {row.received_bytes} of its {row.size} bytes")
+        Upload.objects.filter(pk=upload.pk).update(status=Status.PROCESSING, error="")
+    upload.status, upload.received_bytes, upload.error = Status.PROCESSING, row.received_bytes, ""
+    return finish(upload, expected=expected)
+
+
+def _reopen(upload, error):
+    """A whole file whose checksum failed goes back to `uploading`, with the reason."""
+    upload.status, upload.error, upload.updated = Status.UPLOADING, error, timezone.now()
+    upload.save(update_fields=["status", "error", "updated"])
+    logger.warning("upload %s not finished: %s", upload.pk, error)
+    raise BadRequest(error)
 
 
 def _end(upload, status, allowed_from):

@@ -37,6 +37,20 @@ class ChunkConflict(UploadError):
     status = 409
 
 
+class OffsetMismatch(ChunkConflict):
+    """Bytes sent for an offset other than where the received bytes end (tus, Content-Range)."""
+
+    def __init__(self, message, *, offset, status=None):
+        super().__init__(message, status=status)
+        self.offset = offset
+
+
+class ChecksumMismatch(UploadError):
+    """The bytes of a request do not match the checksum sent with them (tus: 460)."""
+
+    status = 460
+
+
 class UploadGone(UploadError):
     """The upload was cancelled or expired: the client must start again."""
 

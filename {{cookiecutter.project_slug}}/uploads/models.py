@@ -99,3 +99,36 @@ class Upload(models.Model):
     def progress(self):
         """Share of the bytes received, 0.0 to 1.0."""
         return 1.0 if self.size == 0 else self.received_bytes / self.size
+
+
+class UploadToken(models.Model):
+    """
+    An API token that uploads as its owner without a browser session
+    (`Authorization: Bearer <token>`). Only a SHA-256 of the token is kept:
+    the token itself is shown once, when it is made (uploads/tokens.py).
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upload_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. a script.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(
+        max_length=12, editable=False, help_text="The token's first characters, to recognise it."
+    )
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    last_used = models.DateTimeField(null=True, blank=True, editable=False)
+    expires = models.DateTimeField(
+        null=True, blank=True, help_text="Refused after this time; empty: never expires."
+    )
+    revoked = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_usable(self):
+        return self.revoked is None and (self.expires is None or self.expires > timezone.now())

@@ -82,6 +82,32 @@ def write_at(fd, offset, stream, length):
     return length
 
 
+def write_available(fd, offset, stream, limit, digest=None):
+    """
+    Copy up to `limit` bytes from `stream` to the file at `offset`, stopping
+    early if the stream ends or breaks (a client cut off mid-body). Feeds
+    `digest` (a hashlib object) with every byte written. Returns
+    (bytes written, whether the stream ended early); the caller decides
+    whether those bytes count.
+    """
+    position, end = offset, offset + limit
+    while position < end:
+        try:
+            block = stream.read(min(BLOCK_SIZE, end - position))
+        except Exception:  # servers report a lost client as a short read or an error
+            block = b""
+        if not block:
+            return position - offset, True
+        if digest is not None:
+            digest.update(block)
+        view = memoryview(block)
+        while view:
+            written = os.pwrite(fd, view, position)
+            view = view[written:]
+            position += written
+    return position - offset, False
+
+
 def drain(stream, length):
     """Read and drop a chunk the upload already has, keeping the connection usable."""
     remaining = length
@@ -105,6 +131,22 @@ def sha256_of(fd, size):
         digest.update(view[:n])
         position += n
     return digest.hexdigest(), position
+
+
+def digests_of(fd, size, names):
+    """Several hashlib digests of the file in one read pass: ({name: hex}, bytes read)."""
+    digests = {name: hashlib.new(name) for name in names}
+    buffer = bytearray(BLOCK_SIZE)
+    view = memoryview(buffer)
+    position = 0
+    while position < size:
+        n = os.preadv(fd, [view[: min(BLOCK_SIZE, size - position)]], position)
+        if n == 0:
+            break
+        for digest in digests.values():
+            digest.update(view[:n])
+        position += n
+    return {name: digest.hexdigest() for name, digest in digests.items()}, position
 
 
 def remove(upload):

@@ -1,0 +1,241 @@
+"""
+tus 1.0.0 (https://tus.io/protocols/resumable-upload): the core protocol and
+the creation, creation-with-upload, termination, expiration and checksum
+extensions.
+
+`POST /uploads/tus/` makes an upload with engine.start(); the upload's id is
+the one in its URL, `/uploads/tus/<id>`, and in the status API. `HEAD` tells
+how many bytes the server has, `PATCH` appends bytes at that offset through
+engine.append(), keeping what arrived of a body that was cut off, and `DELETE`
+cancels. Not implemented, so not advertised: creation-defer-length and
+concatenation.
+"""
+
+import base64
+import binascii
+import io
+import logging
+import re
+import uuid
+
+from django.http import HttpResponse
+from django.urls import reverse
+from django.utils.http import http_date
+
+from .. import engine
+from ..access import UploadEndpoint
+from ..conf import upload_settings
+from ..errors import BadRequest, TooLarge, TypeNotAllowed, UploadError, UploadNotFound
+from ..models import Upload
+
+logger = logging.getLogger(__name__)
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum")
+CHECKSUM_ALGORITHMS = ("md5", "sha1", "sha256")
+OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+# A metadata key is printable ASCII without spaces or commas.
+METADATA_KEY = re.compile(r"^[!-+\--~]+$")
+MIME_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+MAX_METADATA_CHARS = 4096
+
+
+class VersionNotSupported(UploadError):
+    status = 412
+
+
+class ChecksumAlgorithmNotSupported(BadRequest):
+    pass
+
+
+def non_negative(value, header):
+    if value is None or value == "":
+        raise BadRequest(f"the {header} header is missing")
+    if not value.isdigit():
+        raise BadRequest(f"{header} must be a whole number of bytes, not {value[:40]!r}")
+    return int(value)
+
+
+def parse_metadata(header):
+    """Upload-Metadata: `key base64value` pairs, comma-separated -> {key: str or None}."""
+    if len(header) > MAX_METADATA_CHARS:
+        raise BadRequest(f"Upload-Metadata is longer than {MAX_METADATA_CHARS} characters")
+    metadata = {}
+    for pair in filter(None, (item.strip() for item in header.split(","))):
+        key, _, value = pair.partition(" ")
+        if not METADATA_KEY.match(key):
+            raise BadRequest(f"Upload-Metadata key {key[:40]!r} is not printable ASCII")
+        if key in metadata:
+            raise BadRequest(f"Upload-Metadata has the key {key!r} twice")
+        try:
+            raw = base64.b64decode(value.strip(), validate=True) if value.strip() else None
+            metadata[key] = raw.decode("utf-8") if raw is not None else None
+        except (binascii.Error, UnicodeDecodeError):
+            raise BadRequest(f"Upload-Metadata {key!r} is not base64 of UTF-8 text") from None
+    return metadata
+
+
+def parse_checksum(header):
+    """Upload-Checksum: `<algorithm> <base64 digest>` -> (hashlib name, digest bytes)."""
+    algorithm, _, value = header.strip().partition(" ")
+    if algorithm not in CHECKSUM_ALGORITHMS:
+        raise ChecksumAlgorithmNotSupported(
+            f"Upload-Checksum algorithm {algorithm[:20]!r} is not supported; "
+            f"use one of {', '.join(CHECKSUM_ALGORITHMS)}"
+        )
+    try:
+        return algorithm, base64.b64decode(value.strip(), validate=True)
+    except binascii.Error:
+        raise BadRequest("the Upload-Checksum digest is not valid base64") from None
+
+
+class TusView(UploadEndpoint):
+    """`/uploads/tus/` (OPTIONS, POST) and `/uploads/tus/<id>` (HEAD, PATCH, DELETE)."""
+
+    http_method_names = ["options", "post", "head", "patch", "delete"]
+    unauthenticated_status = 401
+
+    def dispatch(self, request, *args, **kwargs):
+        # For clients and proxies that can only send GET and POST.
+        override = request.META.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").strip().upper()
+        if override and request.method == "POST":
+            request.method = override
+        if request.method != "OPTIONS" and request.META.get("HTTP_TUS_RESUMABLE") != TUS_VERSION:
+            response = self.error_response(
+                VersionNotSupported(
+                    f"Tus-Resumable must be {TUS_VERSION}, not "
+                    f"{request.META.get('HTTP_TUS_RESUMABLE', '(none)')[:20]!r}"
+                )
+            )
+        else:
+            response = super().dispatch(request, *args, **kwargs)
+        response["Tus-Resumable"] = TUS_VERSION
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def error_response(self, exc):
+        response = super().error_response(exc)
+        if isinstance(exc, VersionNotSupported):
+            response["Tus-Version"] = TUS_VERSION
+        if exc.status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="uploads"'
+        if isinstance(exc, ChecksumAlgorithmNotSupported):
+            response["Tus-Checksum-Algorithm"] = ",".join(CHECKSUM_ALGORITHMS)
+        return response
+
+    def get_upload(self, upload_id):
+        """The user's tus upload; anybody else's is a 404, as if it did not exist."""
+        if upload_id is None:
+            raise BadRequest("this method needs an upload's URL, /uploads/tus/<id>")
+        try:
+            upload_id = uuid.UUID(upload_id)
+        except ValueError:
+            raise UploadNotFound("no such upload") from None
+        upload = Upload.objects.filter(
+            pk=upload_id, owner=self.user, protocol=Upload.Protocol.TUS
+        ).first()
+        if upload is None:
+            raise UploadNotFound("no such upload")
+        return upload
+
+    def options(self, request, upload_id=None):
+        response = HttpResponse(status=204)
+        response["Tus-Version"] = TUS_VERSION
+        response["Tus-Extension"] = ",".join(EXTENSIONS)
+        response["Tus-Max-Size"] = str(upload_settings.MAX_BYTES)
+        response["Tus-Checksum-Algorithm"] = ",".join(CHECKSUM_ALGORITHMS)
+        return response
+
+    def post(self, request, upload_id=None):
+        """creation, and creation-with-upload when the request has a body."""
+        if upload_id is not None:
+            raise BadRequest("create an upload with POST /uploads/tus/, not its URL")
+        if "HTTP_UPLOAD_CONCAT" in request.META:
+            raise BadRequest("the concatenation extension is not supported")
+        if "HTTP_UPLOAD_DEFER_LENGTH" in request.META:
+            raise BadRequest("the creation-defer-length extension is not supported")
+        size = non_negative(request.META.get("HTTP_UPLOAD_LENGTH"), "Upload-Length")
+        if size > upload_settings.MAX_BYTES:
+            raise TooLarge(f"Upload-Length {size} is over Tus-Max-Size {upload_settings.MAX_BYTES}")
+        metadata = parse_metadata(request.META.get("HTTP_UPLOAD_METADATA", ""))
+        # Uppy sends `name` as well; tus-js-client and tuspy send what they are given.
+        filename = metadata.get("filename") or metadata.get("name")
+        if not filename:
+            raise BadRequest("Upload-Metadata needs a filename (base64 of the file's name)")
+        filetype = metadata.get("filetype")
+        if filetype is not None and not MIME_TYPE.match(filetype):
+            raise BadRequest(f"Upload-Metadata filetype {filetype[:60]!r} is not a media type")
+        # As tusd does: a body is the file's first bytes only when typed as such.
+        length = self.body_length(request, required=False) if self.is_offset_body(request) else 0
+        upload = engine.start(self.user, Upload.Protocol.TUS, filename=filename, size=size)
+        if length or size == 0:
+            try:
+                self.append(request, upload, 0, length)
+            except UploadError as exc:
+                # The upload exists: the client learns its offset and carries on with PATCH.
+                logger.info("upload %s: creation-with-upload stopped: %s", upload.pk, exc.message)
+                upload.refresh_from_db()
+        response = HttpResponse(status=201)
+        response["Location"] = request.build_absolute_uri(reverse("uploads:tus", args=[upload.id]))
+        response["Upload-Expires"] = http_date(upload.expires.timestamp())
+        if length:
+            response["Upload-Offset"] = str(upload.received_bytes)
+        return response
+
+    def head(self, request, upload_id=None):
+        upload = self.get_upload(upload_id)
+        engine.check_open(upload)
+        response = HttpResponse(status=200)
+        response["Upload-Offset"] = str(engine.current_offset(upload))
+        response["Upload-Length"] = str(upload.size)
+        response["Upload-Metadata"] = "filename " + base64.b64encode(
+            upload.filename.encode()
+        ).decode("ascii")
+        if upload.status == Upload.Status.UPLOADING:
+            response["Upload-Expires"] = http_date(upload.expires.timestamp())
+        return response
+
+    def patch(self, request, upload_id=None):
+        upload = self.get_upload(upload_id)
+        self.check_content_type(request)
+        offset = non_negative(request.META.get("HTTP_UPLOAD_OFFSET"), "Upload-Offset")
+        length = self.body_length(request, required=True)
+        if offset + length > upload.size:
+            raise TooLarge(
+                f"bytes {offset}-{offset + length} go past the upload's length {upload.size}"
+            )
+        upload = self.append(request, upload, offset, length)
+        response = HttpResponse(status=204)
+        response["Upload-Offset"] = str(upload.received_bytes)
+        if upload.status == Upload.Status.UPLOADING:
+            response["Upload-Expires"] = http_date(upload.expires.timestamp())
+        return response
+
+    def delete(self, request, upload_id=None):
+        engine.cancel(self.get_upload(upload_id))
+        return HttpResponse(status=204)
+
+    def append(self, request, upload, offset, length):
+        header = request.META.get("HTTP_UPLOAD_CHECKSUM")
+        checksum = parse_checksum(header) if header is not None else None
+        stream = request if length else io.BytesIO()
+        return engine.append(upload, offset, length, stream, partial=True, checksum=checksum)
+
+    def is_offset_body(self, request):
+        content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        return content_type == OFFSET_CONTENT_TYPE
+
+    def check_content_type(self, request):
+        if not self.is_offset_body(request):
+            raise TypeNotAllowed(
+                f"the body's Content-Type must be {OFFSET_CONTENT_TYPE}, "
+                f"not {request.META.get('CONTENT_TYPE', '')[:80]!r}"
+            )
+
+    def body_length(self, request, *, required):
+        value = request.META.get("CONTENT_LENGTH", "")
+        if not value:
+            if required:
+                raise BadRequest("the request needs a Content-Length header")
+            return 0
+        return non_negative(value, "Content-Length")
