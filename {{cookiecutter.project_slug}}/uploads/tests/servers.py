@@ -1,0 +1,215 @@
+"""
+The generated site, run for a test the way a user runs it: `manage.py migrate`,
+`collectstatic`, `createsuperuser`, then gunicorn with the site's own
+gunicorn.conf.py, every file it writes under one temporary folder.
+
+Plain helpers, not fixtures: a test module builds its fixtures from them. Every
+wait has a bound, so a broken site fails the test instead of hanging it.
+"""
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+# uploads/tests/servers.py -> the site's root, where manage.py and gunicorn.conf.py are.
+SITE_ROOT = Path(__file__).resolve().parents[2]
+
+POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
+# Trust authentication: the superuser is `postgres` on most machines, `root` in some containers.
+POSTGRES_USERS = ("postgres", "root")
+
+COMMAND_TIMEOUT = 60  # one manage.py command
+START_TIMEOUT = 30  # until gunicorn answers
+STOP_TIMEOUT = 10  # after SIGTERM, before SIGKILL
+REQUEST_TIMEOUT = 30  # one HTTP request, connecting or reading
+
+# Settings the site reads from the environment: the test sets its own, never the caller's.
+SITE_ENV_PREFIXES = ("DJANGO_", "UPLOADS_", "GUNICORN_", "DATABASE_")
+
+
+@contextmanager
+def postgres_database():
+    """
+    A new PostgreSQL database with a unique name, so that parallel runs never
+    share one; dropped afterwards. Yields its DATABASE_URL. Skips the test when
+    the server does not answer.
+    """
+    import psycopg
+    from psycopg import sql
+
+    errors = []
+    for user in POSTGRES_USERS:
+        try:
+            admin = psycopg.connect(
+                host=POSTGRES_HOST,
+                port=POSTGRES_PORT,
+                user=user,
+                dbname="postgres",
+                autocommit=True,  # CREATE DATABASE cannot run in a transaction
+                connect_timeout=5,
+            )
+            break
+        except psycopg.OperationalError as exc:
+            errors.append(f"{user}: {str(exc).strip()}")
+    else:
+        pytest.skip(
+            f"PostgreSQL at {POSTGRES_HOST}:{POSTGRES_PORT} is not reachable with trust "
+            f"authentication ({'; '.join(errors)})"
+        )
+    name = f"test_uploads_{uuid.uuid4().hex}"
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield f"postgres://{user}@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+        finally:
+            # FORCE: a worker that outlived its master may still hold a connection.
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Site:
+    """The site served by gunicorn from SITE_ROOT, its files in `folder`, on the given database."""
+
+    def __init__(self, folder, database_url, *, workers):
+        self.folder = Path(folder)
+        self.staging = self.folder / "staging"
+        self.log = self.folder / "gunicorn.log"  # stderr: gunicorn's and Django's logging
+        self.access_log = self.folder / "access.log"  # stdout: gunicorn's access log
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.username, self.password = "admin", secrets.token_urlsafe(16)
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(SITE_ENV_PREFIXES)},
+            "DATABASE_URL": database_url,
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_DEBUG": "False",
+            "DJANGO_HTTPS": "False",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            "DJANGO_MEDIA_ROOT": str(self.folder / "media"),
+            "DJANGO_STATIC_ROOT": str(self.folder / "static"),
+            "UPLOADS_STAGING_DIR": str(self.staging),
+            "GUNICORN_WORKERS": str(workers),
+            "GUNICORN_BIND": self.url.removeprefix("http://"),
+            "DJANGO_SUPERUSER_USERNAME": self.username,
+            "DJANGO_SUPERUSER_PASSWORD": self.password,
+            "DJANGO_SUPERUSER_EMAIL": "admin@example.com",
+        }
+        self._process = None
+
+    def start(self):
+        for command in ("migrate", "collectstatic", "createsuperuser"):
+            self._manage(command, "--noinput")
+        with open(self.log, "wb") as stderr, open(self.access_log, "wb") as stdout:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+                cwd=SITE_ROOT,
+                env=self.env,
+                stdout=stdout,
+                stderr=stderr,
+                # Its own process group, so that stop() can reach the workers too.
+                start_new_session=True,
+            )
+        self._wait_until_up()
+
+    def stop(self):
+        """
+        SIGTERM: gunicorn finishes the requests in flight and its workers exit, so
+        their logs are complete. SIGKILL to the whole group if that takes too long.
+        Safe to call twice.
+        """
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=STOP_TIMEOUT)
+
+    def login(self):
+        """A client logged in as the superuser through the login form, as a browser is."""
+        with requests.Session() as session:
+            login_url = f"{self.url}/accounts/login/"
+            session.get(login_url, timeout=REQUEST_TIMEOUT).raise_for_status()
+            response = session.post(
+                login_url,
+                data={
+                    "username": self.username,
+                    "password": self.password,
+                    "csrfmiddlewaretoken": session.cookies["csrftoken"],
+                },
+                timeout=REQUEST_TIMEOUT,
+            )
+            response.raise_for_status()
+            assert "sessionid" in session.cookies, f"login failed: {response.url}"
+            # Logging in rotates the CSRF token: take the new one.
+            return Client(self.url, session.cookies.get_dict())
+
+    def _manage(self, *args):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=SITE_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+        )
+        assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stderr}"
+
+    def _wait_until_up(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise AssertionError(f"gunicorn exited:\n{self.log.read_text()}")
+            try:
+                requests.get(f"{self.url}/accounts/login/", timeout=1).raise_for_status()
+                return
+            # Refused before gunicorn binds; unanswered while its workers still import Django.
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.1)
+        raise AssertionError(
+            f"gunicorn did not answer in {START_TIMEOUT} s:\n{self.log.read_text()}"
+        )
+
+
+class Client:
+    """
+    A logged-in browser's cookies and CSRF header. Each call makes its own
+    connection, so one client can be shared by many threads.
+    """
+
+    def __init__(self, url, cookies):
+        self.url, self.cookies = url, cookies
+
+    def request(self, method, path, *, headers=None, **kwargs):
+        return requests.request(
+            method,
+            self.url + path,
+            cookies=self.cookies,
+            headers={"X-CSRFToken": self.cookies["csrftoken"], **(headers or {})},
+            timeout=REQUEST_TIMEOUT,
+            **kwargs,
+        )
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.request("POST", path, **kwargs)
