@@ -17,6 +17,7 @@ urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("uploads/", include("uploads.urls")),
+    path("documents/", include("documents.urls")),
     path("admin/", admin.site.urls),
     path("favicon.ico", FaviconView.as_view()),
 ]

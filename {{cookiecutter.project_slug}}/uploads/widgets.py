@@ -8,6 +8,7 @@ that no number is hard-coded in JavaScript.
 """
 
 from django import forms
+from django.db.models.fields.files import FieldFile
 from django.urls import reverse
 
 from .conf import CLIENTS, upload_settings
@@ -57,7 +58,7 @@ class ResumableFileWidget(forms.Widget):
 
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
-        current = value if hasattr(value, "url") and value else None
+        current = value if isinstance(value, FieldFile) and value else None
         context["widget"].update(
             {
                 "config": widget_config(single=True),
