@@ -2,8 +2,10 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def isolated_files(settings, tmp_path):
-    """Each test writes its media and staging files into its own folder."""
+def test_settings(settings, tmp_path):
+    """Each test gets its own media and staging folders, and fast password hashing."""
+    # Production hashing takes most of a second per user; tests make many.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.UPLOADS_STAGING_DIR = tmp_path / "staging"
     settings.STORAGES = {
