@@ -2,7 +2,7 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def test_settings(settings, tmp_path):
+def isolated_settings(settings, tmp_path):
     """Each test gets its own media and staging folders, and fast password hashing."""
     # Production hashing takes most of a second per user; tests make many.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
