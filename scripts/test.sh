@@ -10,4 +10,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -r requirements-dev.txt
+# The browser tests drive Debian's Chromium (never a downloaded browser); they
+# skip, saying why, where it cannot be installed.
+command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) \
+  || echo "Chromium could not be installed: the browser tests will skip." >&2
 exec .venv/bin/python -m pytest tests "$@"

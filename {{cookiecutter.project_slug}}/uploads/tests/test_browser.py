@@ -1,0 +1,408 @@
+"""
+The upload page in a real browser: Debian's Chromium, driven by Playwright,
+against the site served by gunicorn with several workers (servers.Site).
+
+Chunks are small (64 KiB, set through the page's settings) so that a file of
+a few hundred KB is several chunks. "Mid-upload" is made exact, not timed:
+a ChunkGate lets the first N chunk requests through and holds the others
+until the test lets them go (or the page drops them).
+
+Set UPLOADS_SCREENSHOT_DIR to keep screenshots of the pages (the template's
+README shows them).
+"""
+
+import base64
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from . import servers
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api",
+    reason="Playwright is not installed: pip install -r requirements-dev.txt",
+)
+expect = sync_api.expect
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(
+        not os.access(CHROMIUM, os.X_OK),
+        reason="Chromium is not installed: apt-get install chromium (never a downloaded browser)",
+    ),
+]
+
+WORKERS = 3
+CHUNK = 64 * 1024
+MAX_BYTES = 1024 * 1024
+EXTENSIONS = "bin,csv,pdf,txt"
+WAIT_MS = 30_000  # the longest any one step may take
+CHUNK_URL = re.compile(r"/uploads/(flow|resumable)/")
+
+
+def start_site(folder, client):
+    site = servers.Site(folder, f"sqlite:///{folder / 'db.sqlite3'}", workers=WORKERS)
+    site.env.update(
+        {
+            "UPLOADS_CLIENT": client,
+            "UPLOADS_CHUNK_SIZE": str(CHUNK),
+            "UPLOADS_SIMULTANEOUS_CHUNKS": "2",
+            "UPLOADS_MAX_BYTES": str(MAX_BYTES),
+            "UPLOADS_ALLOWED_EXTENSIONS": EXTENSIONS,
+        }
+    )
+    folder.mkdir(parents=True)
+    site.start()
+    return site
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory):
+    """One site per client, started the first time a test asks for it."""
+    started = {}
+
+    def get(client="flow.js"):
+        if client not in started:
+            folder = tmp_path_factory.mktemp("browser") / client.replace(".", "_")
+            started[client] = start_site(folder, client)
+        return started[client]
+
+    yield get
+    for site in started.values():
+        site.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+class Page:
+    """A logged-in tab on one site, collecting console errors as it goes."""
+
+    def __init__(self, browser, site):
+        self.site = site
+        self.context = browser.new_context(viewport={"width": 1100, "height": 900})
+        self.context.set_default_timeout(WAIT_MS)
+        self.page = self.context.new_page()
+        self.errors = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on(
+            "console",
+            lambda msg: (
+                self.errors.append(f"{msg.text} ({msg.location.get('url')})")
+                if msg.type == "error"
+                else None
+            ),
+        )
+        self.page.goto(f"{site.url}/accounts/login/")
+        self.page.fill("input[name=username]", site.username)
+        self.page.fill("input[name=password]", site.password)
+        self.page.click("form button[type=submit], form input[type=submit]")
+        self.page.wait_for_url("**/uploads/")
+
+    def goto(self, path):
+        self.page.goto(self.site.url + path)
+
+    def choose(self, *paths):
+        self.page.set_input_files(".upload-drop input.upload-input:not([webkitdirectory])", paths)
+
+    def row(self, name):
+        name_cell = self.page.locator(".upload-name", has_text=name)
+        return self.page.locator(".upload-row", has=name_cell)
+
+    def wait_state(self, name, state):
+        expect(self.row(name)).to_have_attribute("data-state", state, timeout=WAIT_MS)
+
+    def api(self, path):
+        response = self.page.request.get(self.site.url + path)
+        assert response.ok, f"{path}: {response.status} {response.text()}"
+        return response.json()
+
+    def upload_named(self, filename):
+        uploads = self.api("/uploads/api/uploads/")["results"]
+        return next(upload for upload in uploads if upload["filename"] == filename)
+
+    def downloaded_sha256(self, upload):
+        response = self.page.request.get(self.site.url + upload["download_url"])
+        assert response.ok
+        return hashlib.sha256(response.body()).hexdigest()
+
+    def wait_until(self, predicate, what):
+        """Let the page run until predicate() holds; bounded, never a fixed sleep."""
+        for _ in range(WAIT_MS // 50):
+            if predicate():
+                return
+            self.page.wait_for_timeout(50)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def screenshot(self, name):
+        folder = os.environ.get("UPLOADS_SCREENSHOT_DIR")
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(Path(folder) / name), full_page=True)
+
+    def assert_no_console_errors(self):
+        assert self.errors == [], f"console errors: {self.errors}"
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def open_page(browser, sites):
+    pages = []
+
+    def open_(client="flow.js"):
+        page = Page(browser, sites(client))
+        pages.append(page)
+        return page
+
+    yield open_
+    for page in pages:
+        page.close()
+
+
+class ChunkGate:
+    """Lets the first `let_through` chunk POSTs reach the server and holds the rest."""
+
+    def __init__(self, page, let_through):
+        self.page, self.left, self.held, self.answered = page, let_through, [], 0
+        page.route(CHUNK_URL, self._route)
+        page.on("requestfinished", self._finished)
+
+    def _route(self, route, request):
+        if request.method == "POST" and self.left <= 0:
+            self.held.append(route)
+            return
+        if request.method == "POST":
+            self.left -= 1
+        route.continue_()
+
+    def _finished(self, request):
+        if request.method == "POST" and CHUNK_URL.search(request.url):
+            self.answered += 1
+
+    def open(self):
+        """Stop holding: held requests the page still wants go on, new ones pass."""
+        self.page.unroute(CHUNK_URL, self._route)
+        held, self.held = self.held, []
+        for route in held:
+            # The page may have given up on it (paused, cancelled, reloaded).
+            with contextlib.suppress(sync_api.Error):
+                route.continue_()
+
+
+def make_file(folder, name, size, seed):
+    data = hashlib.sha256(seed.encode()).digest() * (size // 32 + 1)
+    path = folder / name
+    path.write_bytes(data[:size])
+    return path
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def count_posts(page):
+    posts = []
+    page.on(
+        "request",
+        lambda request: (
+            posts.append(request.url)
+            if request.method == "POST" and CHUNK_URL.search(request.url)
+            else None
+        ),
+    )
+    return posts
+
+
+@pytest.mark.parametrize("client", ["flow.js", "resumable.js"])
+def test_two_files_dropped_at_once_are_stored_whole(open_page, tmp_path, client):
+    tab = open_page(client)
+    files = [
+        make_file(tmp_path, "first.bin", 5 * CHUNK + 123, "one"),
+        make_file(tmp_path, "second.csv", 3 * CHUNK + 7, "two"),
+    ]
+    # Dropped, as a user drags them from the desktop.
+    payload = [
+        {"name": path.name, "data": base64.b64encode(path.read_bytes()).decode()} for path in files
+    ]
+    tab.page.evaluate(
+        """files => {
+            const transfer = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.data), c => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], f.name));
+            }
+            document.querySelector(".upload-drop").dispatchEvent(
+                new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        }""",
+        payload,
+    )
+    for path in files:
+        tab.wait_state(path.name, "complete")
+        expect(tab.row(path.name).locator(".upload-bar")).to_have_attribute("aria-valuenow", "100")
+        upload = tab.upload_named(path.name)
+        assert upload["protocol"] == client.removesuffix(".js")
+        assert upload["sha256"] == sha256(path)
+        assert tab.downloaded_sha256(upload) == sha256(path)
+    # The list below shows both, with a download link each.
+    for path in files:
+        row = tab.page.locator("#uploads-table tr", has_text=path.name)
+        expect(row.get_by_role("link", name="Download")).to_be_visible()
+    tab.screenshot("uploads-list.png")
+    tab.assert_no_console_errors()
+
+
+@pytest.mark.parametrize("client", ["flow.js", "resumable.js"])
+def test_pause_reload_and_resume_send_only_the_missing_chunks(open_page, tmp_path, client):
+    tab = open_page(client)
+    big = make_file(tmp_path, "report.pdf", 9 * CHUNK + 5, "big")
+    others = [
+        make_file(tmp_path, "notes.txt", 6 * CHUNK, "notes"),
+        make_file(tmp_path, "data.csv", 7 * CHUNK + 99, "data"),
+    ]
+    gate = ChunkGate(tab.page, let_through=6)
+    tab.choose(big, *others)
+    tab.wait_until(lambda: gate.answered == 6 and gate.held, "six chunks stored, more waiting")
+    tab.row("report.pdf").get_by_role("button", name="Pause").click()
+    tab.wait_state("report.pdf", "paused")
+    tab.screenshot("upload-page.png")
+
+    stored = tab.upload_named("report.pdf")["received_bytes"]
+    assert 0 < stored < big.stat().st_size
+
+    tab.page.reload()
+    gate.open()
+    hint = tab.page.locator("#uploads-unfinished")
+    expect(hint).to_be_visible()
+    listed = tab.page.locator("#uploads-table tr", has_text="report.pdf")
+    expect(listed).to_contain_text("Uploading")
+
+    posts = count_posts(tab.page)
+    tab.choose(big)
+    tab.wait_state("report.pdf", "complete")
+    total_chunks = 9
+    assert 0 < len(posts) < total_chunks, f"sent {len(posts)} of {total_chunks} chunks again"
+    upload = tab.upload_named("report.pdf")
+    assert upload["sha256"] == sha256(big)
+    assert tab.downloaded_sha256(upload) == sha256(big)
+    tab.assert_no_console_errors()
+
+
+def test_cancel_deletes_the_bytes_already_sent(open_page, tmp_path, sites):
+    tab = open_page()
+    path = make_file(tmp_path, "cancel-me.bin", 8 * CHUNK, "cancel")
+    gate = ChunkGate(tab.page, let_through=2)
+    tab.choose(path)
+    tab.wait_until(lambda: gate.answered == 2 and gate.held, "two chunks stored")
+    upload = tab.upload_named("cancel-me.bin")
+    staged = sites().staging / f"{upload['id']}.part"
+    assert upload["received_bytes"] == 2 * CHUNK
+
+    tab.row("cancel-me.bin").get_by_role("button", name="Cancel").click()
+    expect(tab.row("cancel-me.bin").locator(".upload-message")).to_contain_text("deleted")
+    gate.open()
+    assert tab.api(f"/uploads/api/uploads/{upload['id']}/")["status"] == "cancelled"
+    assert not staged.exists()
+    expect(tab.page.locator("#uploads-table tr", has_text="cancel-me.bin")).to_contain_text(
+        "Cancelled"
+    )
+    tab.assert_no_console_errors()
+
+
+def test_too_large_and_forbidden_types_are_refused_before_sending(open_page, tmp_path):
+    tab = open_page()
+    posts = count_posts(tab.page)
+    too_big = make_file(tmp_path, "huge.bin", MAX_BYTES + 1, "huge")
+    wrong = make_file(tmp_path, "program.exe", 1000, "exe")
+    tab.choose(too_big, wrong)
+    tab.wait_state("huge.bin", "rejected")
+    expect(tab.row("huge.bin")).to_contain_text("Too large")
+    tab.wait_state("program.exe", "rejected")
+    expect(tab.row("program.exe")).to_contain_text("Type not allowed")
+    tab.row("program.exe").get_by_role("button", name="Remove").click()
+    expect(tab.row("program.exe")).to_have_count(0)
+    assert posts == []
+    names = {upload["filename"] for upload in tab.api("/uploads/api/uploads/")["results"]}
+    assert not names & {"huge.bin", "program.exe"}
+    tab.assert_no_console_errors()
+
+
+def save_document(tab, title, path):
+    tab.page.fill("input[name=title]", title)
+    tab.choose(path)
+    tab.wait_state(path.name, "complete")
+
+
+def test_document_form_saves_the_uploaded_file(open_page, tmp_path):
+    tab = open_page()
+    path = make_file(tmp_path, "contract.pdf", 4 * CHUNK + 10, "contract")
+    tab.goto("/documents/new/")
+    save_document(tab, "The contract", path)
+    tab.page.get_by_role("button", name="Save").click()
+    tab.page.wait_for_url("**/documents/")
+    link = tab.page.locator("#documents-table tr", has_text="The contract").get_by_role("link")
+    response = tab.page.request.get(tab.site.url + link.get_attribute("href"))
+    assert hashlib.sha256(response.body()).hexdigest() == sha256(path)
+    tab.assert_no_console_errors()
+
+
+def test_document_form_sent_before_the_upload_finished_says_so(open_page, tmp_path):
+    tab = open_page()
+    path = make_file(tmp_path, "slow.pdf", 6 * CHUNK, "slow")
+    tab.goto("/documents/new/")
+    tab.page.fill("input[name=title]", "Too early")
+    gate = ChunkGate(tab.page, let_through=1)
+    tab.choose(path)
+    tab.wait_until(lambda: gate.answered == 1 and gate.held, "the first chunk stored")
+    tab.page.get_by_role("button", name="Save").click()
+    expect(tab.page.get_by_role("alert")).to_contain_text("has not finished uploading")
+    gate.open()
+    tab.goto("/documents/")
+    expect(tab.page.locator("body")).not_to_contain_text("Too early")
+    tab.assert_no_console_errors()
+
+
+def test_document_admin_saves_the_uploaded_file(open_page, tmp_path):
+    tab = open_page()
+    path = make_file(tmp_path, "admin-file.txt", 3 * CHUNK + 1, "admin")
+    tab.goto("/admin/documents/document/add/")
+    save_document(tab, "Added in the admin", path)
+    tab.screenshot("admin-document.png")
+    tab.page.locator("input[name=_save]").click()
+    expect(tab.page.locator(".messagelist")).to_contain_text("was added successfully")
+    tab.goto("/documents/")
+    row = tab.page.locator("#documents-table tr", has_text="Added in the admin")
+    link = row.get_by_role("link")
+    response = tab.page.request.get(tab.site.url + link.get_attribute("href"))
+    assert hashlib.sha256(response.body()).hexdigest() == sha256(path)
+
+    tab.page.set_viewport_size({"width": 1440, "height": 800})
+    tab.goto("/admin/uploads/upload/")
+    expect(tab.page.locator("#result_list")).to_contain_text("admin-file.txt")
+    tab.screenshot("admin.png")
+    tab.assert_no_console_errors()
