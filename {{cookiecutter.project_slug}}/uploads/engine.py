@@ -25,6 +25,7 @@ however many workers race on its chunks.
 import hashlib
 import logging
 import os
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -55,6 +56,10 @@ def check_declared_file(filename, size):
         raise BadRequest("the file name is empty")
     if len(filename) > 255:
         raise BadRequest("the file name is longer than 255 characters")
+    if "\x00" in filename:
+        # Kept as data, the original name must fit every database; PostgreSQL
+        # refuses NUL in text.
+        raise BadRequest("the file name contains a NUL character")
     if size < 0:
         raise BadRequest("the total size is negative")
     if size > upload_settings.MAX_BYTES:
@@ -100,6 +105,8 @@ def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None
         if upload.status == Status.EXPIRED:
             raise UploadGone(expired_message(upload))
     if upload is None:
+        upload = _just_completed(owner, protocol, client_id, size, chunk_size)
+    if upload is None:
         try:
             with transaction.atomic():
                 upload = start(
@@ -112,8 +119,10 @@ def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None
                     relative_path=relative_path,
                 )
         except IntegrityError:
-            upload = find_active(owner, protocol, client_id)
-            if upload is None:  # it finished or was cancelled in between
+            upload = find_active(owner, protocol, client_id) or _just_completed(
+                owner, protocol, client_id, size, chunk_size
+            )
+            if upload is None:  # it was cancelled in between
                 raise ChunkConflict("the upload changed state; retry the chunk") from None
     if upload.size != size:
         raise BadRequest(f"the total size changed from {upload.size} to {size} between chunks")
@@ -124,8 +133,38 @@ def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None
     return upload
 
 
+# How long after an upload completes a chunk with its identifier is taken for a
+# late copy of one of its chunks (a retry whose first answer was lost, or a
+# duplicate that raced the last chunk) rather than the start of a new upload.
+LATE_CHUNK_WINDOW = timedelta(minutes=10)
+
+
+def _just_completed(owner, protocol, client_id, size, chunk_size):
+    """
+    The upload of this very file that completed moments ago, if any. A chunk
+    for it is drained and answered with the finished upload (receive() sees
+    every byte received), instead of starting an upload that could never
+    complete. Sending the same file again after the window starts afresh.
+    """
+    if not client_id:
+        return None
+    return (
+        Upload.objects.filter(
+            owner=owner,
+            protocol=protocol,
+            client_id=client_id,
+            size=size,
+            chunk_size=chunk_size,
+            status=Status.COMPLETE,
+            completed__gte=timezone.now() - LATE_CHUNK_WINDOW,
+        )
+        .order_by("-completed")
+        .first()
+    )
+
+
 def start(owner, protocol, *, filename, size, client_id="", chunk_size=None, relative_path=""):
-    """Create an upload's record. Its staging file appears with the first byte."""
+    """Create an upload's record and its empty staging file."""
     check_declared_file(filename, size)
     now = timezone.now()
     upload = Upload.objects.create(

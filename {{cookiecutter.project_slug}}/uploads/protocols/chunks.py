@@ -88,14 +88,15 @@ class ChunkProtocol(UploadEndpoint):
         if not integer:
             if len(value) > 1024:
                 raise BadRequest(f"{key} is longer than 1024 characters")
+            if "\x00" in value:
+                raise BadRequest(f"{key} contains a NUL character")
             return value
-        try:
-            number = int(value)
-        except ValueError:
-            raise BadRequest(f"{key} must be a whole number, not {value[:40]!r}") from None
-        if number < 0:
+        # Plain ASCII digits only: int() would also take " 12", "1_000" and "١٢".
+        if value.isascii() and value.isdigit():
+            return int(value)
+        if value[:1] == "-" and value[1:].isascii() and value[1:].isdigit():
             raise BadRequest(f"{key} must not be negative")
-        return number
+        raise BadRequest(f"{key} must be a whole number, not {value[:40]!r}")
 
     def parse(self, params):
         chunk = Chunk(

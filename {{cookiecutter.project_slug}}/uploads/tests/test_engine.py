@@ -228,10 +228,36 @@ def test_finishing_failure_is_recorded_and_signalled(user, signals):
 
 
 def test_clean_names_are_stored(user):
-    upload = begin(user, b"abc", 10, filename="../../etc/pa\x00ss wd.txt")
+    upload = begin(user, b"abc", 10, filename="../../etc/pa\x07ss wd.txt")
     engine.receive(upload, 0, 3, io.BytesIO(b"abc"))
     upload.refresh_from_db()
-    assert upload.filename == "../../etc/pa\x00ss wd.txt"
+    assert upload.filename == "../../etc/pa\x07ss wd.txt"
     assert upload.name == "pass wd.txt"
     assert ".." not in upload.file.name
     assert upload.file.path.startswith(str(upload.file.storage.location))
+
+
+def test_a_name_with_nul_is_refused_before_anything_is_kept(user):
+    # PostgreSQL cannot keep NUL in text, and the original name is kept as data.
+    with pytest.raises(BadRequest, match="NUL"):
+        begin(user, b"abc", 10, filename="a\x00b.txt")
+    assert Upload.objects.count() == 0
+
+
+def test_a_late_copy_of_a_chunk_goes_to_the_finished_upload(user, signals):
+    data = bytes(range(256)) * 12
+    upload = begin(user, data, 1024, client_id="late")
+    for number in (1, 2, 3):
+        send(upload, data, 1024, number)
+    # The twin of chunk 2 arrives after the upload completed: no new upload.
+    again = begin(user, data, 1024, client_id="late")
+    assert again.pk == upload.pk
+    assert send(again, data, 1024, 2).status == Status.COMPLETE
+    assert Upload.objects.count() == 1
+    assert list(staging.directory().iterdir()) == []
+    assert signals["completed"] == [upload.pk]
+    # After the window, the same identifier starts a new upload.
+    Upload.objects.filter(pk=upload.pk).update(
+        completed=upload.completed - engine.LATE_CHUNK_WINDOW
+    )
+    assert begin(user, data, 1024, client_id="late").pk != upload.pk
