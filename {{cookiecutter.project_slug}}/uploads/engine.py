@@ -34,6 +34,7 @@ from . import ranges, staging
 from .conf import upload_settings
 from .errors import (
     BadRequest,
+    Busy,
     ChecksumMismatch,
     ChunkConflict,
     OffsetMismatch,
@@ -290,6 +291,8 @@ def finish(upload, *, expected=None):
     expected = {name: value.lower() for name, value in (expected or {}).items()}
     wrong = []
     try:
+        # The lock is held until the file is in storage: recover() takes a
+        # file nobody holds for one whose finisher stopped.
         with staging.open_locked(upload) as fd:
             on_disk = os.fstat(fd).st_size
             if on_disk != upload.size:
@@ -297,16 +300,16 @@ def finish(upload, *, expected=None):
             digests, read = staging.digests_of(fd, upload.size, {"sha256", *expected})
             if read != upload.size:
                 raise ValueError(f"read {read} bytes of {upload.size} while hashing")
-        digest = digests["sha256"]
-        wrong = [name for name, value in expected.items() if digests[name] != value]
-        if not wrong:
-            staged = staging.StagedFile(upload)
-            try:
-                # A rename on the same file system (FileSystemStorage), a stream otherwise.
-                upload.file.save(upload.name, staged, save=False)
-            finally:
-                staged.close()
-            staging.remove(upload)
+            digest = digests["sha256"]
+            wrong = [name for name, value in expected.items() if digests[name] != value]
+            if not wrong:
+                staged = staging.StagedFile(upload)
+                try:
+                    # A rename on the same file system (FileSystemStorage), a stream otherwise.
+                    upload.file.save(upload.name, staged, save=False)
+                finally:
+                    staged.close()
+                staging.remove(upload)
     except Exception as exc:
         logger.exception("upload %s could not be finished", upload.pk)
         upload.status = Status.FAILED
@@ -332,6 +335,40 @@ def finish(upload, *, expected=None):
     logger.info("upload %s complete: %d bytes, sha256 %s", upload.pk, upload.size, digest)
     upload_completed.send(sender=Upload, upload=upload)
     return upload
+
+
+def recover(upload, *, stalled_before):
+    """
+    Finish an upload left `processing` by a worker that stopped (a restart, a
+    crash) while finishing it, and not touched since `stalled_before`.
+
+    The upload is claimed with a conditional update, so of two cleanup runs
+    only one recovers it; a finisher still at work holds the staging file's
+    lock, and the upload is left to it. Without staged bytes it cannot be
+    finished again and is marked failed. Returns True if this call took it.
+    """
+    claimed = Upload.objects.filter(
+        pk=upload.pk, status=Status.PROCESSING, updated__lt=stalled_before
+    ).update(updated=timezone.now())
+    if not claimed:
+        return False
+    try:
+        with staging.open_locked(upload, timeout=0):
+            pass  # nobody is finishing it
+    except Busy:
+        return False
+    except FileNotFoundError:
+        upload.refresh_from_db()
+        upload.status = Status.FAILED
+        upload.error = "finishing stopped after the staged bytes were gone; upload it again"
+        upload.save(update_fields=["status", "error"])
+        logger.warning("upload %s could not be recovered: %s", upload.pk, upload.error)
+        upload_failed.send(sender=Upload, upload=upload, error=upload.error)
+        return True
+    upload.refresh_from_db()
+    logger.info("upload %s: finishing again, its finisher stopped", upload.pk)
+    finish(upload)
+    return True
 
 
 def current_offset(upload):

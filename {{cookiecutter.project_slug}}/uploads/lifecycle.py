@@ -2,7 +2,9 @@
 What happens to uploads after their chunks: the work behind `cleanup_uploads`
 and `verify_uploads` (the commands only parse options and print).
 
-Cleanup removes three kinds of debris, and nothing else:
+Cleanup finishes uploads whose finisher stopped (engine.recover(): a worker
+restarted while an upload was `processing`, untouched for UPLOADS_CLEANUP_GRACE),
+then removes three kinds of debris, and nothing else:
 
 - uploads past their time: marked `expired` through engine.expire(), which takes
   the staging file's whole-file lock (so it waits for a chunk being written)
@@ -58,6 +60,7 @@ class Removal:
 class CleanupReport:
     dry_run: bool = False
     expired: list = field(default_factory=list)  # uploads this run expired (or would)
+    recovered: list = field(default_factory=list)  # stalled finishes this run took over
     removed: list = field(default_factory=list)  # Removal of every file or folder
     skipped: list = field(default_factory=list)  # (what, why): in use, left for next time
     errors: list = field(default_factory=list)  # (path, error): could not be removed
@@ -77,9 +80,18 @@ def cleanup(*, older_than=timedelta(0), dry_run=False, now=None, log=None):
     now = now or timezone.now()
     log = log or (lambda message: None)
     report = CleanupReport(dry_run=dry_run)
+    _recover_stalled(report, now - upload_settings.CLEANUP_GRACE, dry_run, log)
     _expire_uploads(report, now - older_than, dry_run, log)
     _remove_debris(report, now, older_than, dry_run, log)
     return report
+
+
+def _recover_stalled(report, before, dry_run, log):
+    stalled = Upload.objects.filter(status=Status.PROCESSING, updated__lt=before)
+    for upload in stalled.iterator():
+        if dry_run or engine.recover(upload, stalled_before=before):
+            report.recovered.append(upload)
+            log(f"finished upload {upload.pk} ({upload.filename!r}) again: its finisher stopped")
 
 
 def _expire_uploads(report, before, dry_run, log):

@@ -42,16 +42,19 @@ def create(upload):
 
 
 @contextmanager
-def open_locked(upload, start=0, length=0):
+def open_locked(upload, start=0, length=0, *, timeout=None):
     """
     Open the upload's staging file and hold a lock on [start, start + length)
-    (length 0: the whole file). FileNotFoundError when the upload has none,
+    (length 0: the whole file), waiting up to `timeout` seconds (default
+    LOCK_TIMEOUT; 0: not at all). FileNotFoundError when the upload has none,
     because it was cancelled, expired or finished.
     """
     path = path_for(upload)
     fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    if timeout is None:
+        timeout = upload_settings.LOCK_TIMEOUT
     try:
-        with locks.locked(fd, str(path), start, length, timeout=upload_settings.LOCK_TIMEOUT):
+        with locks.locked(fd, str(path), start, length, timeout=timeout):
             yield fd
     finally:
         os.close(fd)

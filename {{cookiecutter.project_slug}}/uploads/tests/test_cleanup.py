@@ -209,3 +209,43 @@ def test_bad_options_and_an_unreachable_database_exit_non_zero(tmp_path):
     done = run("--older-than", "soon")
     assert done.returncode != 0
     assert "'soon' is not a duration" in done.stderr
+
+
+def _stalled(user, data=b"s" * 300):
+    """An upload whose worker died right after receiving the last byte."""
+    upload = engine.start(user, Upload.Protocol.FLOW, filename="stalled.bin", size=len(data))
+    engine.receive(upload, 0, 200, io.BytesIO(data[:200]))
+    with staging.open_locked(upload, 200, 100) as fd:
+        staging.write_at(fd, 200, io.BytesIO(data[200:]), 100)
+        assert engine._record(upload, 200, 300)  # now `processing`; finish() never ran
+    Upload.objects.filter(pk=upload.pk).update(updated=timezone.now() - timezone.timedelta(hours=2))
+    return upload
+
+
+def test_an_upload_whose_finisher_stopped_is_finished_once(user):
+    upload = _stalled(user)
+    dry = cleanup("--dry-run")
+    assert "Would finish 1 upload(s)" in dry
+    assert Upload.objects.get(pk=upload.pk).status == Status.PROCESSING
+    assert "Finished 1 upload(s)" in cleanup()
+    upload.refresh_from_db()
+    assert upload.status == Status.COMPLETE
+    assert upload.sha256 == sha256(b"s" * 300)
+    assert not staging.path_for(upload).exists()
+    assert "Finished" not in cleanup()
+
+
+def test_a_finish_still_at_work_is_left_alone(user):
+    upload = _stalled(user)
+    with staging.open_locked(upload):  # the finisher holds the file
+        engine.recover(upload, stalled_before=timezone.now())
+    assert Upload.objects.get(pk=upload.pk).status == Status.PROCESSING
+
+
+def test_a_stalled_finish_without_its_bytes_is_marked_failed(user):
+    upload = _stalled(user)
+    staging.remove(upload)
+    cleanup()
+    upload.refresh_from_db()
+    assert upload.status == Status.FAILED
+    assert "upload it again" in upload.error

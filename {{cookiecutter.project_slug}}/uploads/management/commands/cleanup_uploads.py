@@ -68,6 +68,9 @@ def summary(report):
     if report.bytes_freed >= 1024:
         line += f" ({report.bytes_freed} bytes)"
     line += "."
+    if report.recovered:
+        line += f" {'Would finish' if report.dry_run else 'Finished'} {len(report.recovered)} "
+        line += "upload(s) whose finisher stopped."
     if report.skipped:
         line += f" Skipped {len(report.skipped)} in use, left for the next run."
     return line[0].upper() + line[1:]
