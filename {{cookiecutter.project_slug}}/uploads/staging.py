@@ -121,21 +121,6 @@ def drain(stream, length):
         remaining -= len(block)
 
 
-def sha256_of(fd, size):
-    """One read pass over the file, in bounded blocks."""
-    digest = hashlib.sha256()
-    buffer = bytearray(BLOCK_SIZE)
-    view = memoryview(buffer)
-    position = 0
-    while position < size:
-        n = os.preadv(fd, [view[: min(BLOCK_SIZE, size - position)]], position)
-        if n == 0:
-            break
-        digest.update(view[:n])
-        position += n
-    return digest.hexdigest(), position
-
-
 def digests_of(fd, size, names):
     """Several hashlib digests of the file in one read pass: ({name: hex}, bytes read)."""
     digests = {name: hashlib.new(name) for name in names}

@@ -9,6 +9,7 @@ wait has a bound, so a broken site fails the test instead of hanging it.
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +33,20 @@ COMMAND_TIMEOUT = 60  # one manage.py command
 START_TIMEOUT = 30  # until gunicorn answers
 STOP_TIMEOUT = 10  # after SIGTERM, before SIGKILL
 REQUEST_TIMEOUT = 30  # one HTTP request, connecting or reading
+
+# Debian's Chromium, for the browser tests (never a downloaded browser). Without
+# the background-networking flags it keeps dialling out of a machine that has
+# no network; as root it needs --no-sandbox.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 # Settings the site reads from the environment: the test sets its own, never the caller's.
 SITE_ENV_PREFIXES = ("DJANGO_", "UPLOADS_", "GUNICORN_", "DATABASE_")

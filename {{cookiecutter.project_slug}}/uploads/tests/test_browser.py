@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -29,22 +28,12 @@ sync_api = pytest.importorskip(
 )
 expect = sync_api.expect
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 pytestmark = [
     pytest.mark.server,
     pytest.mark.timeout(240),
     pytest.mark.skipif(
-        not os.access(CHROMIUM, os.X_OK),
+        not os.access(servers.CHROMIUM, os.X_OK),
         reason="Chromium is not installed: apt-get install chromium (never a downloaded browser)",
     ),
 ]
@@ -93,7 +82,7 @@ def sites(tmp_path_factory):
 def browser():
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=servers.CHROMIUM, headless=True, args=servers.CHROMIUM_ARGS
         )
         yield browser
         browser.close()

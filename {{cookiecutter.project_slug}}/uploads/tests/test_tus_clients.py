@@ -13,7 +13,6 @@ workers (servers.Site), an API token made by `manage.py create_upload_token`.
 import hashlib
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -33,16 +32,6 @@ pytestmark = [pytest.mark.server, pytest.mark.timeout(180)]
 WORKERS = 4
 MB = 1024 * 1024
 TUS_JS = Path(__file__).resolve().parents[1] / "static/uploads/vendor/tus-js-client/tus.js"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 
 class AppPage(BaseHTTPRequestHandler):
@@ -253,7 +242,7 @@ def test_a_content_range_loop_then_complete_with_md5(site, token):
 
 
 @pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK),
+    not os.access(servers.CHROMIUM, os.X_OK),
     reason="Chromium is not installed: apt-get install chromium (never a downloaded browser)",
 )
 def test_tus_js_client_in_chromium_from_another_origin(site, token, app_origin):
@@ -262,7 +251,7 @@ def test_tus_js_client_in_chromium_from_another_origin(site, token, app_origin):
     expected = bytes((i * 31 + 7) & 255 for i in range(size))
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=servers.CHROMIUM, headless=True, args=servers.CHROMIUM_ARGS
         )
         try:
             page = browser.new_page()

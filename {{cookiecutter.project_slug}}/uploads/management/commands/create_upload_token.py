@@ -4,21 +4,13 @@ Make an API token for a user and print it, once: only its hash is kept.
     python manage.py create_upload_token alice --name "nightly backup" --expires-in 90d
 """
 
-import argparse
-
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from uploads import tokens
-from uploads.conf import parse_duration
 
-
-def duration(value):
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+from ._options import duration
 
 
 class Command(BaseCommand):
