@@ -29,10 +29,13 @@ class UploadAdmin(admin.ModelAdmin):
 
     @admin.display(description="size", ordering="size")
     def human_size(self, upload):
-        return filesizeformat(upload.size)
+        # A tus client may defer the size until its last bytes.
+        return "not known yet" if upload.size is None else filesizeformat(upload.size)
 
     @admin.display(description="progress")
     def percent(self, upload):
+        if upload.progress is None:
+            return f"{filesizeformat(upload.received_bytes)} so far"
         return f"{upload.progress:.0%}"
 
     def has_add_permission(self, request):

@@ -52,7 +52,10 @@ Status = Upload.Status
 
 
 def check_declared_file(filename, size):
-    """Refuse a file by its declared name and size, before any byte is kept."""
+    """
+    Refuse a file by its declared name and size, before any byte is kept.
+    size None: not known yet (tus creation-defer-length); append() checks it later.
+    """
     if not filename or not filename.strip():
         raise BadRequest("the file name is empty")
     if len(filename) > 255:
@@ -61,17 +64,22 @@ def check_declared_file(filename, size):
         # Kept as data, the original name must fit every database; PostgreSQL
         # refuses NUL in text.
         raise BadRequest("the file name contains a NUL character")
-    if size < 0:
-        raise BadRequest("the total size is negative")
-    if size > upload_settings.MAX_BYTES:
-        raise TooLarge(
-            f"the file is {size} bytes; the largest accepted is {upload_settings.MAX_BYTES} bytes"
-        )
+    if size is not None:
+        _check_size(size)
     allowed = upload_settings.ALLOWED_EXTENSIONS
     if allowed and extension(filename) not in allowed:
         raise TypeNotAllowed(
             f"files of type {extension(filename) or '(none)'!r} are not accepted; "
             f"allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _check_size(size):
+    if size < 0:
+        raise BadRequest("the total size is negative")
+    if size > upload_settings.MAX_BYTES:
+        raise TooLarge(
+            f"the file is {size} bytes; the largest accepted is {upload_settings.MAX_BYTES} bytes"
         )
 
 
@@ -165,7 +173,11 @@ def _just_completed(owner, protocol, client_id, size, chunk_size):
 
 
 def start(owner, protocol, *, filename, size, client_id="", chunk_size=None, relative_path=""):
-    """Create an upload's record and its empty staging file."""
+    """
+    Create an upload's record and its empty staging file. size None defers the
+    file's size: a later append(size=...) gives it, and until then the upload
+    cannot complete and takes bytes up to UPLOADS_MAX_BYTES.
+    """
     check_declared_file(filename, size)
     now = timezone.now()
     upload = Upload.objects.create(
@@ -248,10 +260,11 @@ def _already_has(upload, start, end, stream):
     return False
 
 
-def _record(upload, start, end, *, finish_when_whole=True):
+def _record(upload, start, end, *, finish_when_whole=True, size=None):
     """
-    Add [start, end) to the upload's ranges; True if this completed the file
-    (and, unless finish_when_whole is False, moved it to `processing`).
+    Add [start, end) to the upload's ranges, and a deferred size if `size` is
+    given; True if this completed the file (and, unless finish_when_whole is
+    False, moved it to `processing`).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -269,6 +282,11 @@ def _record(upload, start, end, *, finish_when_whole=True):
             "updated": now,
             "expires": now + upload_settings.EXPIRATION,
         }
+        if size is not None and row.size is None:
+            fields["size"] = row.size = size
+        elif size is not None and size != row.size:
+            # Another request gave the size since append() checked it.
+            raise BadRequest(_size_changed(row.size, size))
         finished = fields["received_bytes"] == row.size and finish_when_whole
         if finished:
             fields["status"] = Status.PROCESSING
@@ -397,7 +415,17 @@ def _check_not_ended(upload):
         raise UploadGone(f"this upload is {upload.status}; start it again")
 
 
-def append(upload, offset, length, stream, *, partial=False, checksum=None, finish_when_whole=True):
+def append(
+    upload,
+    offset,
+    length,
+    stream,
+    *,
+    partial=False,
+    checksum=None,
+    finish_when_whole=True,
+    size=None,
+):
     """
     Write up to `length` bytes from `stream` where the received bytes end
     (tus and Content-Range send a file in order): `offset` must be that
@@ -410,13 +438,17 @@ def append(upload, offset, length, stream, *, partial=False, checksum=None, fini
     computed while writing; on a mismatch nothing is recorded (ChecksumMismatch)
     and the next request overwrites those bytes.
     finish_when_whole=False keeps a whole upload `uploading` until complete()
-    (Content-Range's md5 step). Returns the upload as it stands.
+    (Content-Range's md5 step).
+    size: the file's size, for an upload started without it (tus
+    creation-defer-length); recorded with these bytes, once: see _check_fits().
+    Returns the upload as it stands.
     """
     end = offset + length
-    if offset < 0 or length < 0 or end > upload.size:
-        raise BadRequest(f"bytes {offset}-{end} lie outside the file's {upload.size} bytes")
+    if offset < 0 or length < 0:
+        raise BadRequest(f"bytes {offset}-{end} are not a range of the file")
+    upload.refresh_from_db(fields=["status", "expires", "size"])
+    _check_fits(upload, offset, end, size)
     digest = hashlib.new(checksum[0]) if checksum else None
-    upload.refresh_from_db(fields=["status", "expires"])
     check_open(upload)
     try:
         with staging.open_locked(upload, offset, length) as fd:
@@ -440,7 +472,7 @@ def append(upload, offset, length, stream, *, partial=False, checksum=None, fini
             if cut_off and not partial:
                 raise BadRequest(f"the body ended after {written} bytes; {length} were declared")
             finished = _record(
-                upload, offset, offset + written, finish_when_whole=finish_when_whole
+                upload, offset, offset + written, finish_when_whole=finish_when_whole, size=size
             )
     except FileNotFoundError:
         # No staging file: the upload finished, or was cancelled or expired.
@@ -456,6 +488,37 @@ def append(upload, offset, length, stream, *, partial=False, checksum=None, fini
     if finished:
         finish(upload)
     return upload
+
+
+def _check_fits(upload, offset, end, size):
+    """
+    Refuse bytes [offset, end) that do not fit the file, before any is written.
+
+    `size` is the file's size sent late by a client that deferred it: it may
+    not change once known, nor be less than the bytes before `offset`. While
+    the size is unknown, UPLOADS_MAX_BYTES bounds the bytes instead, so a
+    deferred upload cannot fill the disk.
+    """
+    if size is not None:
+        if upload.size is not None and size != upload.size:
+            raise BadRequest(_size_changed(upload.size, size))
+        _check_size(size)
+        if size < offset:
+            raise BadRequest(
+                f"the file's size cannot be {size} bytes: {offset} bytes were sent before these"
+            )
+    known = upload.size if size is None else size
+    if known is None and end > upload_settings.MAX_BYTES:
+        raise TooLarge(
+            f"bytes {offset}-{end} go past the largest upload accepted, "
+            f"{upload_settings.MAX_BYTES} bytes"
+        )
+    if known is not None and end > known:
+        raise TooLarge(f"bytes {offset}-{end} go past the file's length of {known} bytes")
+
+
+def _size_changed(known, size):
+    return f"the file's size is {known} bytes; it cannot change to {size}"
 
 
 def _has_more(stream):

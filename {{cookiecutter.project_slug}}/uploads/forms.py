@@ -51,7 +51,9 @@ class ResumableFileFormField(forms.FileField):
                 params={
                     "name": upload.filename,
                     "done": filesizeformat(upload.received_bytes),
-                    "size": filesizeformat(upload.size),
+                    "size": "a size not known yet"
+                    if upload.size is None
+                    else filesizeformat(upload.size),
                 },
             )
         if upload.status != Upload.Status.COMPLETE or not upload.file:

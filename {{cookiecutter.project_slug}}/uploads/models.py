@@ -54,7 +54,11 @@ class Upload(models.Model):
     filename = models.CharField(max_length=255, help_text="The name the client gave.")
     name = models.CharField(max_length=255, help_text="The cleaned name the file is stored under.")
     relative_path = models.CharField(max_length=1024, blank=True)
-    size = models.BigIntegerField(help_text="Total size in bytes.")
+    size = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Total size in bytes; empty until a tus client that deferred it sends it.",
+    )
     chunk_size = models.BigIntegerField(null=True, blank=True)
     received_bytes = models.BigIntegerField(default=0)
     received_ranges = models.JSONField(
@@ -97,7 +101,9 @@ class Upload(models.Model):
 
     @property
     def progress(self):
-        """Share of the bytes received, 0.0 to 1.0."""
+        """Share of the bytes received, 0.0 to 1.0; None while the size is not known."""
+        if self.size is None:
+            return None
         return 1.0 if self.size == 0 else self.received_bytes / self.size
 
 

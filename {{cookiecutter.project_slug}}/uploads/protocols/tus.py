@@ -1,13 +1,15 @@
 """
 tus 1.0.0 (https://tus.io/protocols/resumable-upload): the core protocol and
-the creation, creation-with-upload, termination, expiration and checksum
-extensions.
+the creation, creation-with-upload, creation-defer-length, termination,
+expiration and checksum extensions.
 
 `POST /uploads/tus/` makes an upload with engine.start(); the upload's id is
 the one in its URL, `/uploads/tus/<id>`, and in the status API. `HEAD` tells
 how many bytes the server has, `PATCH` appends bytes at that offset through
 engine.append(), keeping what arrived of a body that was cut off, and `DELETE`
-cancels. Not implemented, so not advertised: creation-defer-length and
+cancels. A client that does not know the file's size yet creates the upload
+with `Upload-Defer-Length: 1` and sends `Upload-Length` with a later PATCH;
+engine.append() checks and records it. Not implemented, so not advertised:
 concatenation.
 """
 
@@ -31,7 +33,14 @@ from ..models import Upload
 logger = logging.getLogger(__name__)
 
 TUS_VERSION = "1.0.0"
-EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum")
+EXTENSIONS = (
+    "creation",
+    "creation-with-upload",
+    "creation-defer-length",
+    "termination",
+    "expiration",
+    "checksum",
+)
 CHECKSUM_ALGORITHMS = ("md5", "sha1", "sha256")
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 # A metadata key is printable ASCII without spaces or commas.
@@ -54,6 +63,23 @@ def non_negative(value, header):
     if not value.isdigit():
         raise BadRequest(f"{header} must be a whole number of bytes, not {value[:40]!r}")
     return int(value)
+
+
+def creation_length(meta):
+    """POST's Upload-Length, or None when the client defers it (Upload-Defer-Length: 1)."""
+    length, defer = meta.get("HTTP_UPLOAD_LENGTH"), meta.get("HTTP_UPLOAD_DEFER_LENGTH")
+    if defer is None:
+        if length is None:
+            raise BadRequest(
+                "the Upload-Length header is missing (or send Upload-Defer-Length: 1 "
+                "and Upload-Length with a later PATCH)"
+            )
+        return non_negative(length, "Upload-Length")
+    if length is not None:
+        raise BadRequest("send either Upload-Length or Upload-Defer-Length, not both")
+    if defer.strip() != "1":
+        raise BadRequest(f"Upload-Defer-Length must be 1, not {defer[:20]!r}")
+    return None
 
 
 def parse_metadata(header):
@@ -152,10 +178,8 @@ class TusView(UploadEndpoint):
             raise BadRequest("create an upload with POST /uploads/tus/, not its URL")
         if "HTTP_UPLOAD_CONCAT" in request.META:
             raise BadRequest("the concatenation extension is not supported")
-        if "HTTP_UPLOAD_DEFER_LENGTH" in request.META:
-            raise BadRequest("the creation-defer-length extension is not supported")
-        size = non_negative(request.META.get("HTTP_UPLOAD_LENGTH"), "Upload-Length")
-        if size > upload_settings.MAX_BYTES:
+        size = creation_length(request.META)
+        if size is not None and size > upload_settings.MAX_BYTES:
             raise TooLarge(f"Upload-Length {size} is over Tus-Max-Size {upload_settings.MAX_BYTES}")
         metadata = parse_metadata(request.META.get("HTTP_UPLOAD_METADATA", ""))
         # Uppy sends `name` as well; tus-js-client and tuspy send what they are given.
@@ -187,7 +211,10 @@ class TusView(UploadEndpoint):
         engine.check_open(upload)
         response = HttpResponse(status=200)
         response["Upload-Offset"] = str(engine.current_offset(upload))
-        response["Upload-Length"] = str(upload.size)
+        if upload.size is None:
+            response["Upload-Defer-Length"] = "1"
+        else:
+            response["Upload-Length"] = str(upload.size)
         response["Upload-Metadata"] = "filename " + base64.b64encode(
             upload.filename.encode()
         ).decode("ascii")
@@ -200,11 +227,10 @@ class TusView(UploadEndpoint):
         self.check_content_type(request)
         offset = non_negative(request.META.get("HTTP_UPLOAD_OFFSET"), "Upload-Offset")
         length = self.body_length(request, required=True)
-        if offset + length > upload.size:
-            raise TooLarge(
-                f"bytes {offset}-{offset + length} go past the upload's length {upload.size}"
-            )
-        upload = self.append(request, upload, offset, length)
+        # A client that deferred the length sends it once known (creation-defer-length).
+        size = request.META.get("HTTP_UPLOAD_LENGTH")
+        size = None if size is None else non_negative(size, "Upload-Length")
+        upload = self.append(request, upload, offset, length, size=size)
         response = HttpResponse(status=204)
         response["Upload-Offset"] = str(upload.received_bytes)
         if upload.status == Upload.Status.UPLOADING:
@@ -215,11 +241,13 @@ class TusView(UploadEndpoint):
         engine.cancel(self.get_upload(upload_id))
         return HttpResponse(status=204)
 
-    def append(self, request, upload, offset, length):
+    def append(self, request, upload, offset, length, *, size=None):
         header = request.META.get("HTTP_UPLOAD_CHECKSUM")
         checksum = parse_checksum(header) if header is not None else None
         stream = request if length else io.BytesIO()
-        return engine.append(upload, offset, length, stream, partial=True, checksum=checksum)
+        return engine.append(
+            upload, offset, length, stream, partial=True, checksum=checksum, size=size
+        )
 
     def is_offset_body(self, request):
         content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()

@@ -261,3 +261,14 @@ def test_a_late_copy_of_a_chunk_goes_to_the_finished_upload(user, signals):
         completed=upload.completed - engine.LATE_CHUNK_WINDOW
     )
     assert begin(user, data, 1024, client_id="late").pk != upload.pk
+
+
+def test_a_deferred_size_is_recorded_once_even_by_racing_requests(user):
+    """append() checks a late size before writing; _record() again under the row lock."""
+    upload = engine.start(user, Upload.Protocol.TUS, filename="stream.bin", size=None)
+    stale = Upload.objects.get(pk=upload.pk)  # read before another request gives the size
+    engine.append(upload, 0, 3, io.BytesIO(b"abc"), size=10)
+    with pytest.raises(BadRequest, match="size is 10 bytes; it cannot change to 12"):
+        engine._record(stale, 3, 3, size=12)
+    upload.refresh_from_db()
+    assert (upload.size, upload.received_bytes, upload.status) == (10, 3, Status.UPLOADING)

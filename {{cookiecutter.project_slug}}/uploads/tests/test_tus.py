@@ -42,8 +42,14 @@ def path_of(response):
 
 
 def patch(client, path, offset, body, **headers):
+    # The test client leaves out the type and length of an empty body; tus clients send them.
+    empty = {} if body else {"CONTENT_TYPE": OCTETS, "CONTENT_LENGTH": "0"}
     return client.patch(
-        path, body, content_type=OCTETS, HTTP_UPLOAD_OFFSET=str(offset), **{**TUS, **headers}
+        path,
+        body,
+        content_type=OCTETS,
+        HTTP_UPLOAD_OFFSET=str(offset),
+        **{**TUS, **empty, **headers},
     )
 
 
@@ -59,6 +65,7 @@ def test_options_advertises_exactly_what_is_implemented(alice, settings):
     assert response["Tus-Extension"].split(",") == [
         "creation",
         "creation-with-upload",
+        "creation-defer-length",
         "termination",
         "expiration",
         "checksum",
@@ -241,7 +248,12 @@ ERRORS = [
         400,
         "media type",
     ),
-    ("defer-length", lambda c, p: create(c, HTTP_UPLOAD_DEFER_LENGTH="1"), 400, "not supported"),
+    (
+        "a length that changes",
+        lambda c, p: patch(c, p, 0, b"x", HTTP_UPLOAD_LENGTH=str(len(DATA) - 1)),
+        400,
+        f"size is {len(DATA)} bytes; it cannot change",
+    ),
     ("concatenation", lambda c, p: create(c, HTTP_UPLOAD_CONCAT="partial"), 400, "not supported"),
 ]
 
@@ -282,3 +294,178 @@ def test_a_token_uploads_without_session_or_csrf(client, user):
     response = patch(client, path_of(created), 0, DATA, **auth)
     assert response.status_code == 204
     assert Upload.objects.get().status == "complete"
+
+
+# --- creation-defer-length ------------------------------------------------------------------
+
+
+def create_deferred(client, **headers):
+    return client.post(
+        "/uploads/tus/",
+        **{
+            "HTTP_UPLOAD_DEFER_LENGTH": "1",
+            "HTTP_UPLOAD_METADATA": f"filename {b64('stream.bin')}",
+            **TUS,
+            **headers,
+        },
+    )
+
+
+def test_a_deferred_length_is_sent_with_the_last_bytes(alice):
+    created = create_deferred(alice)
+    assert created.status_code == 201, created.content
+    path = path_of(created)
+    upload_id = path.rsplit("/", 1)[1]
+    head = alice.head(path, **TUS)
+    assert (head.status_code, head["Upload-Offset"], head["Upload-Defer-Length"]) == (200, "0", "1")
+    assert "Upload-Length" not in head
+    for start in range(0, 8192, 4096):
+        assert patch(alice, path, start, DATA[start : start + 4096]).status_code == 204
+    status = alice.get(f"/uploads/api/uploads/{upload_id}/").json()
+    assert (status["status"], status["size"], status["received_bytes"]) == ("uploading", None, 8192)
+    assert alice.head(path, **TUS)["Upload-Defer-Length"] == "1"
+
+    last = patch(alice, path, 8192, DATA[8192:], HTTP_UPLOAD_LENGTH=str(len(DATA)))
+    assert (last.status_code, last["Upload-Offset"]) == (204, str(len(DATA)))
+    status = alice.get(f"/uploads/api/uploads/{upload_id}/").json()
+    assert (status["status"], status["size"]) == ("complete", len(DATA))
+    assert status["sha256"] == hashlib.sha256(DATA).hexdigest()
+    assert b"".join(alice.get(status["download_url"]).streaming_content) == DATA
+
+
+def test_a_deferred_length_known_early_then_an_empty_patch_at_the_end(alice):
+    path = path_of(create_deferred(alice, data=DATA[:1000], content_type=OCTETS))
+    assert alice.head(path, **TUS)["Upload-Offset"] == "1000"
+    # The length, with more bytes to come: HEAD now tells it.
+    early = patch(alice, path, 1000, DATA[1000:5000], HTTP_UPLOAD_LENGTH=str(len(DATA)))
+    assert early.status_code == 204
+    head = alice.head(path, **TUS)
+    assert (head["Upload-Length"], "Upload-Defer-Length" in head) == (str(len(DATA)), False)
+    # The same length again is no change; then the rest without it.
+    same = patch(alice, path, 5000, DATA[5000:9000], HTTP_UPLOAD_LENGTH=str(len(DATA)))
+    assert same.status_code == 204
+    assert patch(alice, path, 9000, DATA[9000:]).status_code == 204
+    upload = Upload.objects.get(pk=path.rsplit("/", 1)[1])
+    assert (upload.status, upload.size) == ("complete", len(DATA))
+
+    # A stream that ends on a PATCH boundary: an empty PATCH tells the length.
+    other = path_of(create_deferred(alice))
+    assert patch(alice, other, 0, DATA[:4096]).status_code == 204
+    end = patch(alice, other, 4096, b"", HTTP_UPLOAD_LENGTH="4096")
+    assert (end.status_code, end["Upload-Offset"]) == (204, "4096")
+    upload = Upload.objects.get(pk=other.rsplit("/", 1)[1])
+    assert (upload.status, upload.size) == ("complete", 4096)
+    assert upload.sha256 == hashlib.sha256(DATA[:4096]).hexdigest()
+
+
+def test_a_deferred_empty_file(alice):
+    path = path_of(create_deferred(alice))
+    assert patch(alice, path, 0, b"", HTTP_UPLOAD_LENGTH="0").status_code == 204
+    upload = Upload.objects.get(pk=path.rsplit("/", 1)[1])
+    assert (upload.status, upload.size, upload.sha256) == (
+        "complete",
+        0,
+        hashlib.sha256(b"").hexdigest(),
+    )
+
+
+# Every case starts from a deferred upload holding 100 bytes, with
+# UPLOADS_MAX_BYTES at len(DATA): (what is wrong, request, status, words in the error).
+DEFERRED_ERRORS = [
+    (
+        "both lengths on POST",
+        lambda c, p: create_deferred(c, HTTP_UPLOAD_LENGTH="10"),
+        400,
+        "not both",
+    ),
+    (
+        "defer other than 1",
+        lambda c, p: create_deferred(c, HTTP_UPLOAD_DEFER_LENGTH="0"),
+        400,
+        "must be 1",
+    ),
+    (
+        "defer not a number",
+        lambda c, p: create_deferred(c, HTTP_UPLOAD_DEFER_LENGTH="yes"),
+        400,
+        "must be 1",
+    ),
+    (
+        "neither length on POST",
+        lambda c, p: c.post("/uploads/tus/", HTTP_UPLOAD_METADATA=f"filename {b64('a')}", **TUS),
+        400,
+        "Upload-Defer-Length: 1",
+    ),
+    (
+        "length under the offset",
+        lambda c, p: patch(c, p, 100, b"", HTTP_UPLOAD_LENGTH="99"),
+        400,
+        "100 bytes were sent before",
+    ),
+    (
+        "length not a number",
+        lambda c, p: patch(c, p, 100, b"x", HTTP_UPLOAD_LENGTH="lots"),
+        400,
+        "whole number",
+    ),
+    (
+        "length over UPLOADS_MAX_BYTES",
+        lambda c, p: patch(c, p, 100, b"x", HTTP_UPLOAD_LENGTH=str(len(DATA) + 1)),
+        413,
+        f"largest accepted is {len(DATA)} bytes",
+    ),
+    (
+        "bytes past the length sent with them",
+        lambda c, p: patch(c, p, 100, DATA[100:300], HTTP_UPLOAD_LENGTH="200"),
+        413,
+        "go past the file's length of 200 bytes",
+    ),
+    (
+        "bytes past UPLOADS_MAX_BYTES before the length is known",
+        lambda c, p: patch(c, p, 100, DATA + b"x" * 100),
+        413,
+        f"go past the largest upload accepted, {len(DATA)} bytes",
+    ),
+    (
+        "offset ahead with a length",
+        lambda c, p: patch(c, p, 200, b"x", HTTP_UPLOAD_LENGTH="500"),
+        409,
+        "offset is 100",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "case, send, status, words", DEFERRED_ERRORS, ids=[case[0] for case in DEFERRED_ERRORS]
+)
+def test_every_deferred_length_error_has_its_status(alice, settings, case, send, status, words):
+    settings.UPLOADS_MAX_BYTES = len(DATA)
+    path = path_of(create_deferred(alice))
+    assert patch(alice, path, 0, DATA[:100]).status_code == 204
+    response = send(alice, path)
+    assert response.status_code == status, response.content
+    assert words in response.json()["error"]
+    head = alice.head(path, **TUS)
+    assert (head["Upload-Offset"], head["Upload-Defer-Length"]) == ("100", "1"), "nothing kept"
+    assert Upload.objects.filter(protocol="tus").count() == 1, "no upload made"
+
+
+def test_a_length_once_sent_cannot_change(alice):
+    path = path_of(create_deferred(alice))
+    assert patch(alice, path, 0, DATA[:100], HTTP_UPLOAD_LENGTH="500").status_code == 204
+    response = patch(alice, path, 100, DATA[100:200], HTTP_UPLOAD_LENGTH="600")
+    assert response.status_code == 400
+    assert response.json()["error"] == "the file's size is 500 bytes; it cannot change to 600"
+    head = alice.head(path, **TUS)
+    assert (head["Upload-Offset"], head["Upload-Length"]) == ("100", "500")
+
+
+def test_an_unknown_size_reads_as_such_in_the_page_and_the_admin(alice, admin_client):
+    path = path_of(create_deferred(alice))
+    patch(alice, path, 0, DATA[:2048])
+    page = alice.get("/uploads/").content.decode()
+    assert "not known yet" in page
+    assert "(2.0\xa0KB)" in page
+    changelist = admin_client.get("/admin/uploads/upload/").content.decode()
+    assert "not known yet" in changelist
+    assert "2.0\xa0KB so far" in changelist

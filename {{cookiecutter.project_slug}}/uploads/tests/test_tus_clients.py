@@ -7,6 +7,8 @@ workers (servers.Site), an API token made by `manage.py create_upload_token`.
   server's offset;
 - tus-js-client (the vendored copy) in headless Chromium, on a page from
   another origin, so the upload also goes through CORS;
+- a stream of unknown length, its length sent with the last PATCH
+  (creation-defer-length, over requests: tuspy cannot defer it);
 - a curl-like Content-Range loop, then `complete` with the md5.
 """
 
@@ -31,6 +33,7 @@ pytestmark = [pytest.mark.server, pytest.mark.timeout(180)]
 
 WORKERS = 4
 MB = 1024 * 1024
+OCTETS = "application/offset+octet-stream"
 TUS_JS = Path(__file__).resolve().parents[1] / "static/uploads/vendor/tus-js-client/tus.js"
 
 
@@ -202,6 +205,46 @@ def test_checksum_mismatch_and_termination(site, token):
     assert api(site, token, "HEAD", path, headers=tus).status_code == 410
     upload_id = path.rsplit("/", 1)[1]
     assert status_of(site, token, upload_id)["status"] == "cancelled"
+    assert list(site.staging.glob(f"{upload_id.replace('-', '')}*")) == []
+
+
+@pytest.mark.parametrize("tail", [54321, 0], ids=["short last piece", "empty last PATCH"])
+def test_a_stream_of_unknown_length_sends_it_with_the_last_patch(site, token, tail):
+    """
+    creation-defer-length, as the README's `tar | curl` loop does it: pieces
+    of a stream PATCHed as they come, the last (shorter, or empty when the
+    stream ends on a piece's boundary) with Upload-Length. Over requests:
+    tuspy 1.1.0 cannot defer the length.
+    """
+    tus = {"Tus-Resumable": "1.0.0"}
+    created = api(
+        site,
+        token,
+        "POST",
+        "/uploads/tus/",
+        headers={**tus, "Upload-Defer-Length": "1", "Upload-Metadata": "filename cGhvdG9zLnRhcg=="},
+    )
+    assert created.status_code == 201, created.text
+    path = created.headers["Location"].removeprefix(site.url)
+    upload_id = path.rsplit("/", 1)[1]
+    pieces = [random.randbytes(MB), random.randbytes(MB), random.randbytes(tail)]
+    offset = 0
+    for piece in pieces:
+        headers = {**tus, "Content-Type": OCTETS, "Upload-Offset": str(offset)}
+        if len(piece) < MB:
+            headers["Upload-Length"] = str(offset + len(piece))
+        else:
+            head = api(site, token, "HEAD", path, headers=tus).headers
+            assert (head["Upload-Offset"], head["Upload-Defer-Length"]) == (str(offset), "1")
+            assert "Upload-Length" not in head
+            assert status_of(site, token, upload_id)["size"] is None
+        response = api(site, token, "PATCH", path, headers=headers, data=piece)
+        assert response.status_code == 204, response.text
+        offset = int(response.headers["Upload-Offset"])
+    data = b"".join(pieces)
+    status = status_of(site, token, upload_id)
+    assert (status["status"], status["size"]) == ("complete", len(data)), status
+    assert status["sha256"] == hashlib.sha256(data).hexdigest()
     assert list(site.staging.glob(f"{upload_id.replace('-', '')}*")) == []
 
 

@@ -589,7 +589,8 @@
       tr.setAttribute("data-upload-id", upload.id);
       tr.innerHTML = '<td class="name"></td><td></td><td><span class="status"></span></td><td></td><td></td>';
       tr.children[0].textContent = upload.filename;
-      tr.children[1].textContent = formatBytes(upload.size);
+      // A tus client may defer the size until its last bytes: null until then.
+      tr.children[1].textContent = upload.size === null ? "not known yet" : formatBytes(upload.size);
       var status = tr.children[2].firstChild;
       status.className = "status status-" + upload.status;
       status.textContent = upload.status.charAt(0).toUpperCase() + upload.status.slice(1);
@@ -597,7 +598,8 @@
         var done = document.createElement("span");
         done.className = "muted";
         var percent = upload.size ? Math.floor(100 * upload.received_bytes / upload.size) : 0;
-        done.textContent = " " + percent + "% (" + formatBytes(upload.received_bytes) + ")";
+        done.textContent = " " + (upload.size === null ? "" : percent + "% ") +
+          "(" + formatBytes(upload.received_bytes) + ")";
         tr.children[2].appendChild(done);
       }
       tr.children[3].textContent = upload.created.slice(0, 16).replace("T", " ");
