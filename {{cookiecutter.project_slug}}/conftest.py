@@ -6,6 +6,9 @@ def isolated_settings(settings, tmp_path):
     """Each test gets its own media and staging folders, and fast password hashing."""
     # Production hashing takes most of a second per user; tests make many.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # In-process tests run inside a transaction another thread cannot see, so
+    # they finish uploads before answering; the gunicorn tests use the thread.
+    settings.UPLOADS_FINISH_IN_BACKGROUND = False
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.UPLOADS_STAGING_DIR = tmp_path / "staging"
     settings.STORAGES = {

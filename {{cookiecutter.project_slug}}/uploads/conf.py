@@ -29,6 +29,9 @@ DEFAULTS = {
     "SIMULTANEOUS_CHUNKS": 3,
     # Seconds a chunk waits for another request writing the same bytes.
     "LOCK_TIMEOUT": 30.0,
+    # Finish a whole upload (hash, move into storage) after answering its last
+    # chunk, in a thread of the worker, rather than before.
+    "FINISH_IN_BACKGROUND": True,
     # cleanup_uploads leaves a staging file no upload owns alone until it is this
     # old: an upload's file exists a moment before its record is committed.
     "CLEANUP_GRACE": timedelta(hours=1),

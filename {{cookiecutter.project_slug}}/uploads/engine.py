@@ -15,7 +15,8 @@ The life of a chunk, with its database queries:
                                                            have written them)
 4. write the bytes in place, or drain a duplicate without writing
 5. record the range                     SELECT FOR UPDATE, UPDATE
-6. if that made the upload whole: finish it (hash, move into storage, signal)
+6. if that made the upload whole: finish it (hash, move into storage, signal),
+   in a thread after the answer (finish_soon)
 
 Only the request whose step 5 receives the last byte moves the upload to
 `processing`, inside the same transaction, so an upload is finished once
@@ -25,8 +26,10 @@ however many workers race on its chunks.
 import hashlib
 import logging
 import os
+import threading
 from datetime import timedelta
 
+from django import db
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -230,7 +233,7 @@ def receive(upload, offset, length, stream):
             return upload
         raise UploadGone(f"this upload is {upload.status}; start it again") from None
     if finished:
-        finish(upload)
+        finish_soon(upload)
     return upload
 
 
@@ -294,6 +297,32 @@ def _record(upload, start, end, *, finish_when_whole=True, size=None):
     for name, value in fields.items():
         setattr(upload, name, value)
     return finished
+
+
+def finish_soon(upload):
+    """
+    Finish an upload that just became whole. By default in a thread of this
+    worker, after the chunk's answer (which says `processing`): hashing a file
+    of tens of GB takes minutes, and the client polls the status API. A worker
+    that stops meanwhile leaves the upload to cleanup_uploads (recover()).
+    """
+    if not upload_settings.FINISH_IN_BACKGROUND:
+        finish(upload)
+        return
+    thread = threading.Thread(
+        target=_finish_in_thread, args=(upload.pk,), name=f"finish-{upload.pk}"
+    )
+    # Started once the `processing` status is committed, so the thread sees it.
+    transaction.on_commit(thread.start)
+
+
+def _finish_in_thread(pk):
+    try:
+        finish(Upload.objects.get(pk=pk))
+    except Exception:  # finish() records its own failures; this is anything else
+        logger.exception("upload %s: the finishing thread failed", pk)
+    finally:
+        db.connection.close()
 
 
 def finish(upload, *, expected=None):
@@ -486,7 +515,7 @@ def append(
             f"resume at offset {offset + written}"
         )
     if finished:
-        finish(upload)
+        finish_soon(upload)
     return upload
 
 

@@ -228,3 +228,23 @@ class Client:
 
     def post(self, path, **kwargs):
         return self.request("POST", path, **kwargs)
+
+    def finished(self, upload_id):
+        """The upload's status once it is no longer `processing` (see finished())."""
+        return finished(lambda: self.get(f"/uploads/api/uploads/{upload_id}/").json())
+
+
+FINISH_TIMEOUT = 30  # a whole upload, from its last chunk to `complete`
+
+
+def finished(read_status):
+    """
+    Poll `read_status()` until the upload is no longer `processing`: the site
+    finishes an upload in a thread after answering its last chunk.
+    """
+    deadline = time.monotonic() + FINISH_TIMEOUT
+    while (status := read_status())["status"] == "processing":
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still processing after {FINISH_TIMEOUT} s: {status}")
+        time.sleep(0.05)
+    return status

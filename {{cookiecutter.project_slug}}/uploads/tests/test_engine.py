@@ -1,6 +1,7 @@
 """The engine's promises, whatever the order and repetition of chunks."""
 
 import io
+import threading
 import uuid
 
 import pytest
@@ -272,3 +273,22 @@ def test_a_deferred_size_is_recorded_once_even_by_racing_requests(user):
         engine._record(stale, 3, 3, size=12)
     upload.refresh_from_db()
     assert (upload.size, upload.received_bytes, upload.status) == (10, 3, Status.UPLOADING)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_by_default_the_last_chunk_answers_processing_and_a_thread_finishes(
+    user, signals, settings
+):
+    settings.UPLOADS_FINISH_IN_BACKGROUND = True
+    data = b"x" * 300
+    upload = begin(user, data, 100)
+    send(upload, data, 100, 1)
+    send(upload, data, 100, 3)
+    assert send(upload, data, 100, 2).status == Status.PROCESSING
+    for thread in threading.enumerate():
+        if thread.name == f"finish-{upload.pk}":
+            thread.join(timeout=30)
+    upload.refresh_from_db()
+    assert upload.status == Status.COMPLETE
+    assert upload.sha256 == sha256(data)
+    assert signals["completed"] == [upload.pk]

@@ -211,7 +211,7 @@ def test_on_gunicorn_cleanup_harms_no_upload_and_signals_fire_once(site):
     assert [r.status_code for r in responses] == [200] * len(numbers), responses[0].text
     (racing,) = {r.json()["id"] for r in responses}
     assert all(run.returncode == 0 for run in runs), [run.stderr for run in runs]
-    status = client.get(f"/uploads/api/uploads/{racing}/").json()
+    status = client.finished(racing)
     assert status["status"] == "complete"
     assert status["sha256"] == sha256(data)
     assert not orphan.exists(), "the unowned, old staging file was removed"

@@ -100,7 +100,10 @@ def api(site, token, method, path, **kwargs):
 
 
 def status_of(site, token, upload_id):
-    return api(site, token, "GET", f"/uploads/api/uploads/{upload_id}/").json()
+    """The upload's status once finished (the site finishes it after the last PATCH)."""
+    return servers.finished(
+        lambda: api(site, token, "GET", f"/uploads/api/uploads/{upload_id}/").json()
+    )
 
 
 def tuspy(site, token):
