@@ -52,6 +52,11 @@ class Part:
         self.done = False
 
     def read(self, size=BLOCK_SIZE):
+        """
+        Up to `size` bytes of the part, b'' at its end. The bytes come as a
+        memoryview of the block the stream returned, not a copy: keep it only
+        as long as needed (os.pwrite, hashlib and b"".join take it as it is).
+        """
         if self.done:
             return b""
         data, self.done = self._reader._read_part(size)
@@ -73,39 +78,69 @@ class Part:
 
 
 class MultipartReader:
+    """
+    The buffer is the last block read (immutable bytes) and a position in it.
+    A file part's bytes are handed out as views of that block, so each byte is
+    copied once, by the stream, and scanned once for the delimiter. Only a
+    block's last few bytes that could begin a delimiter are held back and
+    joined to the next block, which for file data is rare.
+    """
+
     def __init__(self, stream, boundary, block_size=BLOCK_SIZE):
         self._stream = stream
         self._block_size = block_size
         # The first boundary has no CRLF before it; pretend it has.
-        self._buffer = bytearray(b"\r\n")
+        self._buffer = b"\r\n"
+        self._pos = 0
         self._delimiter = b"\r\n--" + boundary
         self._eof = False
         self._finished = False
         self._part = None
 
+    def _available(self):
+        return len(self._buffer) - self._pos
+
+    def _more(self):
+        """Read one more block; what is left of the buffer goes before it."""
+        block = self._stream.read(self._block_size)
+        if not block:
+            self._eof = True
+            return
+        rest = self._buffer[self._pos :]
+        self._buffer = rest + block if rest else block
+        self._pos = 0
+
     def _fill(self, wanted):
-        while len(self._buffer) < wanted and not self._eof:
-            block = self._stream.read(self._block_size)
-            if not block:
-                self._eof = True
-            else:
-                self._buffer += block
+        while self._available() < wanted and not self._eof:
+            self._more()
+
+    def _held_back(self):
+        """How many bytes at the end of the buffer could start a delimiter cut off by it."""
+        buffer, delimiter = self._buffer, self._delimiter
+        cut = buffer.find(b"\r", max(self._pos, len(buffer) - len(delimiter) + 1))
+        while cut != -1:
+            if delimiter.startswith(buffer[cut:]):
+                return len(buffer) - cut
+            cut = buffer.find(b"\r", cut + 1)
+        return 0
 
     def _read_part(self, size):
         """Up to `size` bytes of the current part; (data, part_ended)."""
         delimiter = self._delimiter
-        self._fill(size + len(delimiter))
-        buffer = self._buffer
-        index = buffer.find(delimiter, 0, size + len(delimiter))
-        if index != -1 and index <= size:
-            data = bytes(buffer[:index])
-            del buffer[:index]
-            return data, True
-        if self._eof and len(buffer) < size + len(delimiter):
-            raise BadRequest("the multipart body ended in the middle of a part")
-        data = bytes(buffer[:size])
-        del buffer[:size]
-        return data, False
+        while True:
+            buffer, pos = self._buffer, self._pos
+            index = buffer.find(delimiter, pos, pos + size + len(delimiter))
+            if index != -1 and index - pos <= size:
+                self._pos = index
+                return memoryview(buffer)[pos:index], True
+            safe = len(buffer) - (0 if self._eof else self._held_back())
+            count = min(size, safe - pos)
+            if count > 0:
+                self._pos = pos + count
+                return memoryview(buffer)[pos : pos + count], False
+            if self._eof:
+                raise BadRequest("the multipart body ended in the middle of a part")
+            self._more()
 
     def __iter__(self):
         while True:
@@ -120,34 +155,29 @@ class MultipartReader:
     def _next_part(self):
         if self._finished:
             return None
+        delimiter = self._delimiter
         if self._part is None:
             # Skip the preamble up to the first delimiter.
-            while True:
-                self._fill(len(self._delimiter) + self._block_size)
-                index = self._buffer.find(self._delimiter)
-                if index != -1:
-                    del self._buffer[:index]
-                    break
+            while (index := self._buffer.find(delimiter, self._pos)) == -1:
                 if self._eof:
                     raise BadRequest("the multipart body has no boundary")
-                del self._buffer[: max(0, len(self._buffer) - len(self._delimiter))]
+                self._pos = max(self._pos, len(self._buffer) - len(delimiter))
+                self._more()
+            self._pos = index
         # The buffer now starts with the delimiter.
-        self._fill(len(self._delimiter) + 2)
-        del self._buffer[: len(self._delimiter)]
-        if self._buffer[:2] == b"--":
+        self._fill(len(delimiter) + 2)
+        self._pos += len(delimiter)
+        if self._buffer[self._pos : self._pos + 2] == b"--":
             self._finished = True
             return None
-        header_end = -1
-        while header_end == -1:
-            header_end = self._buffer.find(b"\r\n\r\n")
-            if header_end == -1:
-                if len(self._buffer) > MAX_HEADER_BYTES:
-                    raise BadRequest("a multipart part has headers over 16 KiB")
-                if self._eof:
-                    raise BadRequest("the multipart body ended in a part's headers")
-                self._fill(len(self._buffer) + 4096)
-        raw = bytes(self._buffer[:header_end])
-        del self._buffer[: header_end + 4]
+        while (header_end := self._buffer.find(b"\r\n\r\n", self._pos)) == -1:
+            if self._available() > MAX_HEADER_BYTES:
+                raise BadRequest("a multipart part has headers over 16 KiB")
+            if self._eof:
+                raise BadRequest("the multipart body ended in a part's headers")
+            self._fill(self._available() + 4096)
+        raw = self._buffer[self._pos : header_end]
+        self._pos = header_end + 4
         headers = {}
         for line in raw.split(b"\r\n"):
             if not line.strip():
