@@ -17,7 +17,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", 4))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 120))
 graceful_timeout = 30
 keepalive = 5
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+# "-" is standard output; empty turns the access log off.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 # gunicorn's control socket (gunicornc) defaults to one path per user, which
 # two sites on one machine would share: only on request, at a path of its own.
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
