@@ -14,4 +14,11 @@ fi
 # skip, saying why, where it cannot be installed.
 command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) \
   || echo "Chromium could not be installed: the browser tests will skip." >&2
+# The vendored flow.js, resumable.js and tus-js-client are compared byte for
+# byte with their pinned npm packages when npm is here; without it, only with
+# their manifest.
+if command -v npm >/dev/null; then
+  npm ci --prefix frontend --no-audit --no-fund --silent \
+    || echo "npm ci failed: vendored copies are checked against their manifest only." >&2
+fi
 exec .venv/bin/python -m pytest tests "$@"
