@@ -2,7 +2,7 @@
 What happens to uploads after their chunks: the work behind `cleanup_uploads`
 and `verify_uploads` (the commands only parse options and print).
 
-Cleanup finishes uploads whose finisher stopped (engine.recover(): a worker
+Cleanup finishes uploads whose finisher stopped (finishing.recover(): a worker
 restarted while an upload was `processing`, untouched for UPLOADS_CLEANUP_GRACE),
 then removes three kinds of debris, and nothing else:
 
@@ -36,7 +36,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from . import engine, locks, staging
+from . import engine, finishing, locks, staging
 from .conf import upload_settings
 from .errors import Busy
 from .models import Upload
@@ -89,7 +89,7 @@ def cleanup(*, older_than=timedelta(0), dry_run=False, now=None, log=None):
 def _recover_stalled(report, before, dry_run, log):
     stalled = Upload.objects.filter(status=Status.PROCESSING, updated__lt=before)
     for upload in stalled.iterator():
-        if dry_run or engine.recover(upload, stalled_before=before):
+        if dry_run or finishing.recover(upload, stalled_before=before):
             report.recovered.append(upload)
             log(f"finished upload {upload.pk} ({upload.filename!r}) again: its finisher stopped")
 

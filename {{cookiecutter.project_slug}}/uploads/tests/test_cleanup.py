@@ -15,7 +15,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from uploads import engine, staging
+from uploads import engine, finishing, staging
 from uploads.models import Upload
 
 from .chunking import sha256
@@ -238,7 +238,7 @@ def test_an_upload_whose_finisher_stopped_is_finished_once(user):
 def test_a_finish_still_at_work_is_left_alone(user):
     upload = _stalled(user)
     with staging.open_locked(upload):  # the finisher holds the file
-        engine.recover(upload, stalled_before=timezone.now())
+        finishing.recover(upload, stalled_before=timezone.now())
     assert Upload.objects.get(pk=upload.pk).status == Status.PROCESSING
 
 
