@@ -17,7 +17,7 @@ class UploadAdmin(admin.ModelAdmin):
         "status",
         "protocol",
         "created",
-        "expires",
+        "expiry",
     ]
     list_filter = ["status", "protocol", "created"]
     search_fields = ["filename", "owner__username", "owner__email"]
@@ -31,6 +31,11 @@ class UploadAdmin(admin.ModelAdmin):
     def human_size(self, upload):
         # A tus client may defer the size until its last bytes.
         return "not known yet" if upload.size is None else filesizeformat(upload.size)
+
+    @admin.display(description="expires", ordering="expires")
+    def expiry(self, upload):
+        # Only an unfinished upload expires; for the others the date means nothing.
+        return upload.expires if upload.status == Upload.Status.UPLOADING else "—"
 
     @admin.display(description="progress")
     def percent(self, upload):
