@@ -10,13 +10,16 @@ runs the same middleware itself, with the token taken from the `X-CSRFToken`
 header only.
 """
 
+import uuid
+
 from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views import View
 from django.views.csrf import csrf_failure as django_csrf_failure
 
 from . import tokens
-from .errors import NotAuthenticated, UploadError
+from .errors import NotAuthenticated, UploadError, UploadNotFound
+from .models import Upload
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
 
@@ -54,6 +57,8 @@ class UploadEndpoint(View):
 
     # tus answers 401 where the others answer 403.
     unauthenticated_status = NotAuthenticated.status
+    # The protocol whose uploads the endpoint serves (None: any).
+    protocol = None
 
     def dispatch(self, request, *args, **kwargs):
         try:
@@ -84,3 +89,18 @@ class UploadEndpoint(View):
 
     def error_response(self, exc):
         return error_response(exc)
+
+    def get_upload(self, upload_id):
+        """The user's upload, of this endpoint's protocol; anybody else's is a 404, as if
+        it did not exist, and so is an id that is not one."""
+        try:
+            upload_id = uuid.UUID(str(upload_id))
+        except ValueError:
+            raise UploadNotFound(f"{str(upload_id)[:40]!r} is not an upload id") from None
+        uploads = Upload.objects.filter(pk=upload_id, owner=self.user)
+        if self.protocol:
+            uploads = uploads.filter(protocol=self.protocol)
+        upload = uploads.first()
+        if upload is None:
+            raise UploadNotFound("no such upload")
+        return upload

@@ -12,16 +12,7 @@ from .representation import upload_json
 PAGE_SIZE = 50
 
 
-class UploadAPIView(UploadEndpoint):
-    def get_upload(self, upload_id):
-        """The user's upload; anybody else's is a 404, as if it did not exist."""
-        try:
-            return Upload.objects.get(pk=upload_id, owner=self.user)
-        except Upload.DoesNotExist:
-            raise UploadNotFound("no such upload") from None
-
-
-class UploadListView(UploadAPIView):
+class UploadListView(UploadEndpoint):
     http_method_names = ["get"]
 
     def get(self, request):
@@ -45,7 +36,7 @@ class UploadListView(UploadAPIView):
         )
 
 
-class UploadDetailView(UploadAPIView):
+class UploadDetailView(UploadEndpoint):
     http_method_names = ["get", "delete"]
 
     def get(self, request, upload_id):

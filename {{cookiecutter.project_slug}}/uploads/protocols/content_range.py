@@ -15,14 +15,13 @@ Answers and errors keep that package's shape (`upload_id`, `offset`,
 """
 
 import re
-import uuid
 
 from django.http import JsonResponse
 
 from .. import engine
 from ..access import UploadEndpoint
 from ..conf import upload_settings
-from ..errors import BadRequest, OffsetMismatch, UploadError, UploadNotFound
+from ..errors import BadRequest, OffsetMismatch, UploadError
 from ..models import Upload
 from ..multipart import MultipartReader, boundary_from
 from ..representation import upload_json
@@ -45,6 +44,7 @@ def response_data(upload):
 
 class ChunkedEndpoint(UploadEndpoint):
     http_method_names = ["post"]
+    protocol = Upload.Protocol.CHUNKED
 
     def error_response(self, exc):
         data = {"error": exc.message, "detail": exc.message}
@@ -53,19 +53,6 @@ class ChunkedEndpoint(UploadEndpoint):
         # django-chunked-upload answers 400 for all a client got wrong but 404 and 410.
         status = exc.status if exc.status in (403, 404, 410) or exc.status >= 500 else 400
         return JsonResponse(data, status=status)
-
-    def get_upload(self, upload_id):
-        """The user's Content-Range upload; anybody else's is a 404, as if it did not exist."""
-        try:
-            upload_id = uuid.UUID(str(upload_id))
-        except ValueError:
-            raise UploadNotFound(f"no upload has the upload_id {str(upload_id)[:40]!r}") from None
-        upload = Upload.objects.filter(
-            pk=upload_id, owner=self.user, protocol=Upload.Protocol.CHUNKED
-        ).first()
-        if upload is None:
-            raise UploadNotFound("no such upload")
-        return upload
 
 
 class ContentRangeView(ChunkedEndpoint):

@@ -18,7 +18,6 @@ import binascii
 import io
 import logging
 import re
-import uuid
 
 from django.http import HttpResponse
 from django.urls import reverse
@@ -27,7 +26,7 @@ from django.utils.http import http_date
 from .. import engine
 from ..access import UploadEndpoint
 from ..conf import upload_settings
-from ..errors import BadRequest, TooLarge, TypeNotAllowed, UploadError, UploadNotFound
+from ..errors import BadRequest, TooLarge, TypeNotAllowed, UploadError
 from ..models import Upload
 
 logger = logging.getLogger(__name__)
@@ -120,6 +119,7 @@ class TusView(UploadEndpoint):
 
     http_method_names = ["options", "post", "head", "patch", "delete"]
     unauthenticated_status = 401
+    protocol = Upload.Protocol.TUS
 
     def dispatch(self, request, *args, **kwargs):
         # For clients and proxies that can only send GET and POST.
@@ -150,19 +150,9 @@ class TusView(UploadEndpoint):
         return response
 
     def get_upload(self, upload_id):
-        """The user's tus upload; anybody else's is a 404, as if it did not exist."""
         if upload_id is None:
             raise BadRequest("this method needs an upload's URL, /uploads/tus/<id>")
-        try:
-            upload_id = uuid.UUID(upload_id)
-        except ValueError:
-            raise UploadNotFound("no such upload") from None
-        upload = Upload.objects.filter(
-            pk=upload_id, owner=self.user, protocol=Upload.Protocol.TUS
-        ).first()
-        if upload is None:
-            raise UploadNotFound("no such upload")
-        return upload
+        return super().get_upload(upload_id)
 
     def options(self, request, upload_id=None):
         response = HttpResponse(status=204)

@@ -126,7 +126,12 @@ ERRORS = [
         "ended",
     ),
     ("unknown upload_id", lambda c, u: send_chunk(c, DATA, CHUNK, "0" * 32), 404, "upload"),
-    ("malformed upload_id", lambda c, u: send_chunk(c, DATA, CHUNK, "nope"), 404, "upload_id"),
+    (
+        "malformed upload_id",
+        lambda c, u: send_chunk(c, DATA, CHUNK, "nope"),
+        404,
+        "not an upload id",
+    ),
     (
         "complete without md5",
         lambda c, u: c.post("/uploads/chunked/complete/", {"upload_id": u}),

@@ -237,7 +237,12 @@ ERRORS = [
         "base64",
     ),
     ("unknown upload", lambda c, p: patch(c, "/uploads/tus/" + "0" * 32, 0, b"x"), 404, "no such"),
-    ("malformed id", lambda c, p: patch(c, "/uploads/tus/not-an-id", 0, b"x"), 404, "no such"),
+    (
+        "malformed id",
+        lambda c, p: patch(c, "/uploads/tus/not-an-id", 0, b"x"),
+        404,
+        "not an upload id",
+    ),
     ("no Upload-Length", lambda c, p: c.post("/uploads/tus/", **TUS), 400, "Upload-Length"),
     ("too large", lambda c, p: create(c, size=10**15), 413, "Tus-Max-Size"),
     ("no filename", lambda c, p: create(c, metadata=f"filetype {b64('a/b')}"), 400, "filename"),
