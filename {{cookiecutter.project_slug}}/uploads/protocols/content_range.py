@@ -29,7 +29,7 @@ from ..representation import upload_json
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 64
-CONTENT_RANGE = re.compile(r"^bytes (?P<start>\d+)-(?P<end>\d+)/(?P<total>\d+)$")
+CONTENT_RANGE = re.compile(r"bytes (?P<start>\d+)-(?P<end>\d+)/(?P<total>\d+)", re.ASCII)
 MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
@@ -78,7 +78,7 @@ class ContentRangeView(ChunkedEndpoint):
             engine.check_open(upload)
             if upload.status != Upload.Status.UPLOADING:
                 raise BadRequest(f'Upload has already been marked as "{upload.status}"')
-        match = CONTENT_RANGE.match(request.META.get("HTTP_CONTENT_RANGE", ""))
+        match = CONTENT_RANGE.fullmatch(request.META.get("HTTP_CONTENT_RANGE", ""))
         if not match:
             raise BadRequest(
                 "Error in request headers: Content-Range must read bytes START-END/TOTAL"

@@ -59,7 +59,8 @@ class ChecksumAlgorithmNotSupported(BadRequest):
 def non_negative(value, header):
     if value is None or value == "":
         raise BadRequest(f"the {header} header is missing")
-    if not value.isdigit():
+    # ASCII digits only: isdigit() alone takes "²", which int() refuses.
+    if not (value.isascii() and value.isdigit()):
         raise BadRequest(f"{header} must be a whole number of bytes, not {value[:40]!r}")
     return int(value)
 
