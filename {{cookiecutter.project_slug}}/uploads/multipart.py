@@ -15,6 +15,10 @@ from .errors import BadRequest
 
 BLOCK_SIZE = 1024 * 1024
 MAX_HEADER_BYTES = 16 * 1024
+# An uploader's form: a few small fields, then the file field.
+FILE_FIELD = "file"
+MAX_FIELDS = 64
+MAX_FIELD_BYTES = 4096
 
 
 def boundary_from(content_type):
@@ -187,3 +191,22 @@ class MultipartReader:
                 raise BadRequest("a multipart part has a malformed header line")
             headers[key.strip().lower()] = value.strip()
         return Part(self, headers)
+
+
+def read_until_file(stream, content_type, fields=None, *, file_field=FILE_FIELD, missing=None):
+    """
+    The form fields sent before the file field, and the file's part, ready to
+    be streamed where it belongs. `fields` are values from elsewhere (the
+    query string) that the form's own override. Refuses a form without the
+    file field (saying `missing`, if given), with more than MAX_FIELDS
+    fields, or a field over MAX_FIELD_BYTES.
+    """
+    fields = dict(fields or {})
+    for count, part in enumerate(MultipartReader(stream, boundary_from(content_type))):
+        if count >= MAX_FIELDS:
+            raise BadRequest(f"the form has more than {MAX_FIELDS} fields")
+        if part.name == file_field and part.filename is not None:
+            return fields, part
+        if part.name:
+            fields[part.name] = part.read_small(MAX_FIELD_BYTES).decode("utf-8", "replace")
+    raise BadRequest(missing or f"the form has no file field {file_field!r}")

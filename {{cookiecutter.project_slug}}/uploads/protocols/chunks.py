@@ -18,12 +18,9 @@ from django.http import HttpResponse, JsonResponse
 from .. import engine
 from ..access import UploadEndpoint
 from ..errors import BadRequest, UploadGone
-from ..multipart import MultipartReader, boundary_from
+from ..multipart import read_until_file
 from ..representation import upload_json
 
-FILE_FIELD = "file"
-MAX_FIELD_BYTES = 4096
-MAX_FIELDS = 64
 # What a chunk for a cancelled or expired upload answers (see post()).
 GONE_STATUS = 404
 
@@ -143,7 +140,7 @@ class ChunkProtocol(UploadEndpoint):
         content_type = request.META.get("CONTENT_TYPE", "")
         try:
             if content_type.lower().startswith("multipart/form-data"):
-                upload = self.receive_multipart(request, boundary_from(content_type))
+                upload = self.receive_multipart(request, content_type)
             else:
                 upload = self.receive_octet(request)
         except UploadGone as exc:
@@ -166,17 +163,10 @@ class ChunkProtocol(UploadEndpoint):
         upload = self.find_or_start(chunk)
         return engine.receive(upload, chunk.offset, chunk.current_size, request)
 
-    def receive_multipart(self, request, boundary):
+    def receive_multipart(self, request, content_type):
         # Some clients (resumable.js) repeat the parameters in the query string.
-        fields = {key: request.GET[key] for key in request.GET if key.startswith(self.prefix)}
-        for count, part in enumerate(MultipartReader(request, boundary)):
-            if count >= MAX_FIELDS:
-                raise BadRequest(f"the form has more than {MAX_FIELDS} fields")
-            if part.name == FILE_FIELD and part.filename is not None:
-                chunk = self.parse(fields)
-                upload = self.find_or_start(chunk)
-                return engine.receive(upload, chunk.offset, chunk.current_size, part)
-            if part.name:
-                value = part.read_small(MAX_FIELD_BYTES)
-                fields[part.name] = value.decode("utf-8", "replace")
-        raise BadRequest(f"the form has no file field {FILE_FIELD!r}")
+        query = {key: request.GET[key] for key in request.GET if key.startswith(self.prefix)}
+        fields, part = read_until_file(request, content_type, query)
+        chunk = self.parse(fields)
+        upload = self.find_or_start(chunk)
+        return engine.receive(upload, chunk.offset, chunk.current_size, part)

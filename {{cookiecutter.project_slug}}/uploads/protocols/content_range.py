@@ -23,12 +23,9 @@ from ..access import UploadEndpoint
 from ..conf import upload_settings
 from ..errors import BadRequest, OffsetMismatch, UploadError
 from ..models import Upload
-from ..multipart import MultipartReader, boundary_from
+from ..multipart import read_until_file
 from ..representation import upload_json
 
-FILE_FIELD = "file"
-MAX_FIELD_BYTES = 4096
-MAX_FIELDS = 64
 CONTENT_RANGE = re.compile(r"bytes (?P<start>\d+)-(?P<end>\d+)/(?P<total>\d+)", re.ASCII)
 MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 
@@ -59,18 +56,15 @@ class ContentRangeView(ChunkedEndpoint):
     """One chunk, in order, with its Content-Range."""
 
     def post(self, request):
-        boundary = boundary_from(request.META.get("CONTENT_TYPE", ""))
-        fields = {key: request.GET[key] for key in ("upload_id",) if key in request.GET}
-        for count, part in enumerate(MultipartReader(request, boundary)):
-            if count >= MAX_FIELDS:
-                raise BadRequest(f"the form has more than {MAX_FIELDS} fields")
-            if part.name == FILE_FIELD and part.filename is not None:
-                upload = self.receive(request, fields.get("upload_id"), part)
-                return JsonResponse(response_data(upload))
-            if part.name:
-                value = part.read_small(MAX_FIELD_BYTES)
-                fields[part.name] = value.decode("utf-8", "replace")
-        raise BadRequest("No chunk file was submitted")
+        query = {key: request.GET[key] for key in ("upload_id",) if key in request.GET}
+        fields, part = read_until_file(
+            request,
+            request.META.get("CONTENT_TYPE", ""),
+            query,
+            missing="No chunk file was submitted",  # django-chunked-upload's words
+        )
+        upload = self.receive(request, fields.get("upload_id"), part)
+        return JsonResponse(response_data(upload))
 
     def receive(self, request, upload_id, part):
         upload = self.get_upload(upload_id) if upload_id else None
