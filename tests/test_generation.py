@@ -102,7 +102,10 @@ def test_every_setting_read_from_the_environment_is_documented(site):
     names |= set(re.findall(r'environ\.get\("([A-Z_]+)"', settings_text))
     example = (site / ".env.example").read_text()
     missing = sorted(name for name in names if not re.search(rf"^#? ?{name}=", example, re.M))
-    assert missing == []
+    assert missing == [], "not in .env.example"
+    readme = (site / "README.md").read_text()
+    missing = sorted(name for name in names if f"| `{name}` |" not in readme)
+    assert missing == [], "not in the README's settings table"
 
 
 def test_postgresql_answer_points_the_site_at_postgresql(tmp_path):
