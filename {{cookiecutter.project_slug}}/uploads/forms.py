@@ -25,6 +25,9 @@ class ResumableFileFormField(forms.FileField):
             "“%(name)s” has not finished uploading yet (%(done)s of %(size)s). "
             "Wait until it is complete, then save again."
         ),
+        "processing": (
+            "“%(name)s” is uploaded and being checked (SHA-256): save again in a moment."
+        ),
         "ended": "“%(name)s” was %(status)s: upload the file again.",
     }
 
@@ -44,7 +47,13 @@ class ResumableFileFormField(forms.FileField):
             upload = Upload.objects.get(pk=uuid.UUID(str(data)), owner=self.user)
         except (ValueError, Upload.DoesNotExist):
             raise ValidationError(self.error_messages["missing"], code="missing") from None
-        if upload.status in Upload.ACTIVE:
+        if upload.status == Upload.Status.PROCESSING:
+            raise ValidationError(
+                self.error_messages["processing"],
+                code="processing",
+                params={"name": upload.filename},
+            )
+        if upload.status == Upload.Status.UPLOADING:
             raise ValidationError(
                 self.error_messages["unfinished"],
                 code="unfinished",

@@ -45,6 +45,14 @@ def test_an_unfinished_upload_is_a_clear_form_error(alice, user):
     assert not Document.objects.exists()
 
 
+def test_an_upload_still_being_checked_says_so(alice, user):
+    upload = upload_for(user, finished=False)
+    Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.PROCESSING)
+    response = post(alice, upload.id)
+    assert "being checked (SHA-256): save again in a moment" in response.content.decode()
+    assert not Document.objects.exists()
+
+
 def test_someone_elses_upload_is_refused_as_if_it_did_not_exist(alice, other_user):
     upload = upload_for(other_user)
     response = post(alice, upload.id)
