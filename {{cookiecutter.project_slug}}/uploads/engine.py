@@ -348,12 +348,12 @@ def append(
     (Content-Range's md5 step).
     size: the file's size, for an upload started without it (tus
     creation-defer-length); recorded with these bytes, once: see _check_fits().
-    Returns the upload as it stands.
+    `upload` is as the caller just read it: what may have changed since is
+    read again under the byte-range lock. Returns the upload as it stands.
     """
     end = offset + length
     if offset < 0 or length < 0:
         raise BadRequest(f"bytes {offset}-{end} are not a range of the file")
-    upload.refresh_from_db(fields=["status", "expires", "size"])
     _check_fits(upload, offset, end, size)
     digest = hashlib.new(checksum[0]) if checksum else None
     check_open(upload)
