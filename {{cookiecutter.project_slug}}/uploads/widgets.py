@@ -24,7 +24,8 @@ def widget_config(*, single=False):
     """What the widget's script needs to know, as JSON-ready data."""
     protocol = CLIENTS[upload_settings.CLIENT]
     return {
-        "client": protocol,
+        # "flow" or "resumable": which client drives the widget, and the
+        # protocol its uploads show in the status API.
         "protocol": protocol,
         "target": reverse(f"uploads:{protocol}"),
         "api": reverse("uploads:api-list"),

@@ -319,8 +319,8 @@
       success: function (native, text) { self.succeeded(native, text); },
       error: function (native, text, status) { self.failed(native, text, status); }
     };
-    var makeClient = clients[config.client];
-    if (!makeClient) throw new Error("Uploads: unknown client " + config.client);
+    var makeClient = clients[config.protocol];
+    if (!makeClient) throw new Error("Uploads: unknown client " + config.protocol);
     this.client = makeClient(config, this.token, events);
     if (!this.client.supported) {
       root.querySelector(".upload-unsupported").hidden = false;
