@@ -1,5 +1,7 @@
 import pytest
 
+from uploads.access import recently_checked
+
 
 @pytest.fixture(autouse=True)
 def isolated_settings(settings, tmp_path):
@@ -15,6 +17,8 @@ def isolated_settings(settings, tmp_path):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+    # Users a test logged in are not remembered into the next one.
+    recently_checked.forget_all()
     return tmp_path
 
 

@@ -8,20 +8,69 @@ CSRF middleware because it reads `request.POST` on a POST, which would parse
 and spool a multipart chunk before the view could stream it; UploadEndpoint
 runs the same middleware itself, with the token taken from the `X-CSRFToken`
 header only.
+
+Every chunk of an upload carries the same session cookie or token, several
+times a second. Checking it costs two queries (session, user) or one (token),
+as much as the engine's own work on a chunk, so each worker remembers the
+users it found for UPLOADS_AUTH_RECHECK (5 s) before checking again.
 """
 
+import threading
+import time
 import uuid
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
+from django.utils.cache import patch_vary_headers
 from django.views import View
 from django.views.csrf import csrf_failure as django_csrf_failure
 
 from . import tokens
+from .conf import upload_settings
 from .errors import NotAuthenticated, UploadError, UploadNotFound
 from .models import Upload
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
+
+
+class RecentlyChecked:
+    """
+    The users of the sessions and tokens this worker has checked lately, each
+    kept for UPLOADS_AUTH_RECHECK after its check. Only successes are kept: a
+    refused credential is checked again on every request.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self):
+        self._entries = {}
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        entry = self._entries.get(key)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def remember(self, key, user):
+        seconds = upload_settings.AUTH_RECHECK.total_seconds()
+        if seconds <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries = {k: e for k, e in self._entries.items() if e[1] > now}
+                if len(self._entries) >= self.MAX_ENTRIES:
+                    self._entries = {}
+            self._entries[key] = (user, now + seconds)
+
+    def forget_all(self):
+        with self._lock:
+            self._entries = {}
+
+
+recently_checked = RecentlyChecked()
 
 
 def csrf_rejection(request):
@@ -72,19 +121,36 @@ class UploadEndpoint(View):
                 rejection = csrf_rejection(request)
                 if rejection is not None:
                     return rejection
-            return super().dispatch(request, *args, **kwargs)
+            response = super().dispatch(request, *args, **kwargs)
         except UploadError as exc:
-            return self.error_response(exc)
+            response = self.error_response(exc)
+        if not self.token_authenticated:
+            # The answer depends on the session even when the session was not
+            # loaded (recently_checked), so SessionMiddleware would not say so.
+            patch_vary_headers(response, ("Cookie",))
+        return response
 
     def authenticate(self, request):
         """A sent API token's owner (a bad token is refused), else the session's user."""
         token = tokens.bearer_token(request)
         self.token_authenticated = token is not None
         if token is not None:
-            return tokens.authenticate(token)
+            key = ("token", token)
+            user = recently_checked.get(key)
+            if user is None:
+                user = tokens.authenticate(token)
+                recently_checked.remember(key, user)
+            return user
+        session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        key = ("session", session_key)
+        user = recently_checked.get(key) if session_key else None
+        if user is not None:
+            return user
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             raise NotAuthenticated("log in, or send an API token as Authorization: Bearer <token>")
+        if session_key and request.session.session_key == session_key:
+            recently_checked.remember(key, user)
         return user
 
     def error_response(self, exc):

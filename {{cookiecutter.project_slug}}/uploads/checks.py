@@ -4,6 +4,7 @@ import os
 
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage, storages
 
 from .conf import upload_settings
@@ -50,4 +51,10 @@ def check_staging(app_configs, **kwargs):
         errors.append(
             checks.Error("UPLOADS_MAX_BYTES must be a positive number of bytes.", id="uploads.E003")
         )
+    # Said at startup rather than as a 500 on the first request that reads them.
+    for name in ("CLIENT", "EXPIRATION", "CLEANUP_GRACE", "AUTH_RECHECK"):
+        try:
+            getattr(upload_settings, name)
+        except ImproperlyConfigured as exc:
+            errors.append(checks.Error(str(exc), id="uploads.E004"))
     return errors

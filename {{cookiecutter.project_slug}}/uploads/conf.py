@@ -29,6 +29,10 @@ DEFAULTS = {
     "SIMULTANEOUS_CHUNKS": 3,
     # Seconds a chunk waits for another request writing the same bytes.
     "LOCK_TIMEOUT": 30.0,
+    # How long a worker trusts a session or API token it has checked before it
+    # checks it against the database again (0: on every request). A logout or
+    # a revoked token takes up to this long to stop chunks already on their way.
+    "AUTH_RECHECK": timedelta(seconds=5),
     # Finish a whole upload (hash, move into storage) after answering its last
     # chunk, in a thread of the worker, rather than before.
     "FINISH_IN_BACKGROUND": True,
@@ -93,6 +97,12 @@ class UploadSettings:
             return parse_duration(value)
         except ValueError as exc:
             raise ImproperlyConfigured(f"UPLOADS_EXPIRATION: {exc}.") from exc
+
+    def _clean_auth_recheck(self, value):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"UPLOADS_AUTH_RECHECK: {exc}.") from exc
 
     def _clean_cleanup_grace(self, value):
         try:
