@@ -14,20 +14,21 @@ The life of a chunk, with its database queries:
 3. re-read status and received ranges   SELECT            (another request may
                                                            have written them)
 4. write the bytes in place, or drain a duplicate without writing
-5. record the range                     SELECT FOR UPDATE, UPDATE
+5. record the range                     UPDATE ... WHERE  (conditional: see _record)
 6. if that made the upload whole: finish it (hash, move into storage, signal),
    in a thread after the answer (finishing.py)
 
 Only the request whose step 5 receives the last byte moves the upload to
-`processing`, inside the same transaction, so an upload is finished once
+`processing`, in the same conditional UPDATE, so an upload is finished once
 however many workers race on its chunks.
 """
 
+import functools
 import hashlib
 import logging
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from . import ranges, staging
@@ -85,13 +86,31 @@ def _check_size(size):
 
 def find_active(owner, protocol, client_id):
     """The owner's unfinished upload with this client identifier, or None."""
-    return (
-        Upload.objects.filter(
-            owner=owner, protocol=protocol, client_id=client_id, status__in=Upload.ACTIVE
-        )
-        .order_by()
-        .first()
-    )
+    sql, statuses = _find_active_sql()
+    found = Upload.objects.raw(sql, [owner.pk, protocol, client_id, *statuses])
+    return next(iter(found), None)
+
+
+@functools.cache
+def _find_active_sql():
+    """
+    find_active()'s SQL, written once. Every chunk and test request asks this
+    question, and the ORM building the same query anew each time cost more
+    than the database answering it (0.4 ms against 0.02 on SQLite). There is
+    at most one such upload (`uploads_one_active_upload_per_client_id`).
+    """
+    meta = Upload._meta
+    quote = connections[Upload.objects.db].ops.quote_name
+
+    def column(name):
+        return quote(meta.get_field(name).column)
+
+    statuses = tuple(Upload.ACTIVE)
+    matches = " AND ".join(f"{column(name)} = %s" for name in ("owner", "protocol", "client_id"))
+    among = f"{column('status')} IN ({', '.join(['%s'] * len(statuses))})"
+    # Only quoted names from the model go into the text; values are parameters.
+    sql = f"SELECT * FROM {quote(meta.db_table)} WHERE {matches} AND {among} LIMIT 1"  # noqa: S608
+    return sql, statuses
 
 
 def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None, relative_path=""):
@@ -235,9 +254,10 @@ def receive(upload, offset, length, stream):
 
 
 def _reload(upload):
-    """Fresh status and ranges: another request may have just changed them."""
-    fresh = Upload.objects.filter(pk=upload.pk).values("status", "received_ranges").get()
-    upload.status, upload.received_ranges = fresh["status"], fresh["received_ranges"]
+    """Fresh status, ranges and size: another request may have just changed them."""
+    upload.status, upload.received_ranges, upload.size = (
+        Upload.objects.filter(pk=upload.pk).values_list("status", "received_ranges", "size").get()
+    )
     upload.received_bytes = ranges.total(upload.received_ranges)
 
 
@@ -265,32 +285,43 @@ def _record(upload, start, end, *, finish_when_whole=True, size=None):
     Add [start, end) to the upload's ranges, and a deferred size if `size` is
     given; True if this completed the file (and, unless finish_when_whole is
     False, moved it to `processing`).
+
+    One conditional UPDATE, no transaction: it applies only while the upload
+    is still uploading with the byte count `upload` was read with. Ranges only
+    grow, so an unchanged count means unchanged ranges. If another chunk
+    recorded its own range in between, read again and retry: the caller holds
+    the byte-range lock on [start, end), so nobody else can have recorded
+    these bytes, and only the request that records the last byte sees the
+    file whole.
     """
-    now = timezone.now()
-    with transaction.atomic():
-        row = (
-            Upload.objects.select_for_update()
-            .only("status", "received_ranges", "size")
-            .get(pk=upload.pk)
-        )
-        if row.status != Status.UPLOADING:
-            raise UploadGone(f"this upload is {row.status}; start it again")
-        received = ranges.add(row.received_ranges, start, end)
+    while True:
+        if upload.status != Status.UPLOADING:
+            raise UploadGone(f"this upload is {upload.status}; start it again")
+        if size is not None and upload.size is not None and size != upload.size:
+            # Another request gave the size since append() checked it.
+            raise BadRequest(_size_changed(upload.size, size))
+        received = ranges.add(upload.received_ranges, start, end)
+        now = timezone.now()
         fields = {
             "received_ranges": received,
             "received_bytes": ranges.total(received),
             "updated": now,
             "expires": now + upload_settings.EXPIRATION,
         }
-        if size is not None and row.size is None:
-            fields["size"] = row.size = size
-        elif size is not None and size != row.size:
-            # Another request gave the size since append() checked it.
-            raise BadRequest(_size_changed(row.size, size))
-        finished = fields["received_bytes"] == row.size and finish_when_whole
+        if size is not None and upload.size is None:
+            fields["size"] = size
+        finished = finish_when_whole and fields["received_bytes"] == fields.get("size", upload.size)
         if finished:
             fields["status"] = Status.PROCESSING
-        Upload.objects.filter(pk=upload.pk).update(**fields)
+        recorded = Upload.objects.filter(
+            pk=upload.pk,
+            status=Status.UPLOADING,
+            received_bytes=upload.received_bytes,
+            size=upload.size,
+        ).update(**fields)
+        if recorded:
+            break
+        _reload(upload)
     for name, value in fields.items():
         setattr(upload, name, value)
     return finished

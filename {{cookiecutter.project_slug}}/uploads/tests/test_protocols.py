@@ -256,8 +256,11 @@ def test_csrf_token_is_required_in_the_header(user, protocol):
     assert post_chunk(browser, url, prefix, data, 1, chunk_size=CHUNK).status_code == 200
 
 
-def test_a_chunk_costs_at_most_four_engine_queries(alice, protocol, method):
-    """The session and user lookups are Django's; the upload's own work is at most 4."""
+def test_a_chunk_costs_at_most_three_queries(alice, protocol, method):
+    """
+    Once the session is known to the worker (access.recently_checked): find the
+    upload, read its ranges again under the byte-range lock, record the chunk.
+    """
     prefix, url = protocol
     data = data_of(6 * CHUNK)
     post_chunk(alice, url, prefix, data, 1, chunk_size=CHUNK, method=method)
@@ -265,11 +268,5 @@ def test_a_chunk_costs_at_most_four_engine_queries(alice, protocol, method):
         with CaptureQueriesContext(connection) as queries:
             response = post_chunk(alice, url, prefix, data, number, chunk_size=CHUNK, method=method)
         assert response.status_code == 200
-        engine_queries = [
-            q["sql"]
-            for q in queries.captured_queries
-            if "django_session" not in q["sql"]
-            and '"auth_user"' not in q["sql"]
-            and not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN"))
-        ]
-        assert len(engine_queries) <= 4, engine_queries
+        sql = [q["sql"] for q in queries.captured_queries]
+        assert len(sql) <= 3, sql
