@@ -215,17 +215,18 @@ def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def count_posts(page):
-    posts = []
+def chunk_requests(page, method="POST"):
+    """The URLs of the chunk requests (POST) or chunk tests (GET) the page sends from now on."""
+    sent = []
     page.on(
         "request",
         lambda request: (
-            posts.append(request.url)
-            if request.method == "POST" and CHUNK_URL.search(request.url)
+            sent.append(request.url)
+            if request.method == method and CHUNK_URL.search(request.url)
             else None
         ),
     )
-    return posts
+    return sent
 
 
 @pytest.mark.parametrize("client", ["flow.js", "resumable.js"])
@@ -239,6 +240,7 @@ def test_two_files_dropped_at_once_are_stored_whole(open_page, tmp_path, client)
     payload = [
         {"name": path.name, "data": base64.b64encode(path.read_bytes()).decode()} for path in files
     ]
+    posts, tests = chunk_requests(tab.page), chunk_requests(tab.page, "GET")
     tab.page.evaluate(
         """files => {
             const transfer = new DataTransfer();
@@ -259,6 +261,9 @@ def test_two_files_dropped_at_once_are_stored_whole(open_page, tmp_path, client)
         assert upload["sha256"] == sha256(path)
         assert tab.downloaded_sha256(upload) == sha256(path)
     # The list below shows both, with a download link each.
+    # New to the server, so no chunk was tested first: one request per chunk.
+    assert len(posts) == 5 + 3
+    assert tests == []
     for path in files:
         row = tab.page.locator("#uploads-table tr", has_text=path.name)
         expect(row.get_by_role("link", name="Download")).to_be_visible()
@@ -291,10 +296,12 @@ def test_pause_reload_and_resume_send_only_the_missing_chunks(open_page, tmp_pat
     listed = tab.page.locator("#uploads-table tr", has_text="report.pdf")
     expect(listed).to_contain_text("Uploading")
 
-    posts = count_posts(tab.page)
+    posts, tests = chunk_requests(tab.page), chunk_requests(tab.page, "GET")
     tab.choose(big)
     tab.wait_state("report.pdf", "complete")
     total_chunks = 9
+    # The server had part of it: each chunk was tested, and only the missing sent.
+    assert len(tests) == total_chunks
     assert 0 < len(posts) < total_chunks, f"sent {len(posts)} of {total_chunks} chunks again"
     upload = tab.upload_named("report.pdf")
     assert upload["sha256"] == sha256(big)
@@ -325,7 +332,7 @@ def test_cancel_deletes_the_bytes_already_sent(open_page, tmp_path, sites):
 
 def test_too_large_and_forbidden_types_are_refused_before_sending(open_page, tmp_path):
     tab = open_page()
-    posts = count_posts(tab.page)
+    posts = chunk_requests(tab.page)
     too_big = make_file(tmp_path, "huge.bin", MAX_BYTES + 1, "huge")
     wrong = make_file(tmp_path, "program.exe", 1000, "exe")
     tab.choose(too_big, wrong)
