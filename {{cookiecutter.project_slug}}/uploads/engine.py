@@ -21,18 +21,18 @@ The life of a chunk, with its database queries:
 
 Only the request whose step 5 receives the last byte moves the upload to
 `processing`, in the same conditional UPDATE, so an upload is finished once
-however many workers race on its chunks.
+however many workers race on its chunks. The statements of steps 1, 3 and 5
+are in statements.py: SQL written once, as these run on every chunk.
 """
 
-import functools
 import hashlib
 import logging
 from datetime import timedelta
 
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import ranges, staging
+from . import ranges, staging, statements
 from .conf import upload_settings
 from .errors import (
     BadRequest,
@@ -87,31 +87,7 @@ def _check_size(size):
 
 def find_active(owner, protocol, client_id):
     """The owner's unfinished upload with this client identifier, or None."""
-    sql, statuses = _find_active_sql()
-    found = Upload.objects.raw(sql, [owner.pk, protocol, client_id, *statuses])
-    return next(iter(found), None)
-
-
-@functools.cache
-def _find_active_sql():
-    """
-    find_active()'s SQL, written once. Every chunk and test request asks this
-    question, and the ORM building the same query anew each time cost more
-    than the database answering it (0.4 ms against 0.02 on SQLite). There is
-    at most one such upload (`uploads_one_active_upload_per_client_id`).
-    """
-    meta = Upload._meta
-    quote = connections[Upload.objects.db].ops.quote_name
-
-    def column(name):
-        return quote(meta.get_field(name).column)
-
-    statuses = tuple(Upload.ACTIVE)
-    matches = " AND ".join(f"{column(name)} = %s" for name in ("owner", "protocol", "client_id"))
-    among = f"{column('status')} IN ({', '.join(['%s'] * len(statuses))})"
-    # Only quoted names from the model go into the text; values are parameters.
-    sql = f"SELECT * FROM {quote(meta.db_table)} WHERE {matches} AND {among} LIMIT 1"  # noqa: S608
-    return sql, statuses
+    return statements.active_upload(owner.pk, protocol, client_id)
 
 
 def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None, relative_path=""):
@@ -256,9 +232,7 @@ def receive(upload, offset, length, stream):
 
 def _reload(upload):
     """Fresh status, ranges and size: another request may have just changed them."""
-    upload.status, upload.received_ranges, upload.size = (
-        Upload.objects.filter(pk=upload.pk).values_list("status", "received_ranges", "size").get()
-    )
+    upload.status, upload.received_ranges, upload.size = statements.progress(upload.pk)
     upload.received_bytes = ranges.total(upload.received_ranges)
 
 
@@ -321,13 +295,13 @@ def _record(upload, start, end, *, finish_when_whole=True, size=None, reread=Tru
         finished = finish_when_whole and fields["received_bytes"] == fields.get("size", upload.size)
         if finished:
             fields["status"] = Status.PROCESSING
-        recorded = Upload.objects.filter(
-            pk=upload.pk,
+        if statements.record(
+            upload.pk,
             status=Status.UPLOADING,
             received_bytes=upload.received_bytes,
             size=upload.size,
-        ).update(**fields)
-        if recorded:
+            values=fields,
+        ):
             break
         _reload(upload)
     for name, value in fields.items():

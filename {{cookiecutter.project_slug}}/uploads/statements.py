@@ -1,0 +1,99 @@
+"""
+The three statements every chunk runs, written once.
+
+A chunk finds its upload, reads the upload's progress (status, received
+ranges, size) under the byte-range lock and again before recording, and
+records its range with a conditional UPDATE (engine.py says why). The ORM
+builds and compiles each of these anew on every call, which for one-row
+statements costs ten times what the database does (0.2 to 0.6 ms of Python
+against 0.02 ms in SQLite), on every chunk of every upload.
+
+So their SQL is written once per database alias from the model's own table
+and column names, quoted by the backend, and values go through the model's
+fields both ways (get_db_prep_value / from_db_value): UUIDs, datetimes and
+JSON are stored exactly as the ORM stores them, on every backend Django
+supports. Everything else in the app uses the ORM.
+"""
+
+import functools
+
+from django.db import connections, router
+
+from .models import Upload
+
+_meta = Upload._meta
+
+
+def active_upload(owner_id, protocol, client_id):
+    """The owner's unfinished upload with this client identifier, or None."""
+    alias = router.db_for_read(Upload)
+    sql, statuses = _active_upload_sql(alias)
+    found = Upload.objects.using(alias).raw(sql, [owner_id, protocol, client_id, *statuses])
+    return next(iter(found), None)
+
+
+def progress(upload_id):
+    """(status, received ranges, size) of an upload as stored now."""
+    alias = router.db_for_read(Upload)
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(_progress_sql(alias), [_meta.pk.get_db_prep_value(upload_id, connection)])
+        row = cursor.fetchone()
+    if row is None:
+        raise Upload.DoesNotExist(f"no upload {upload_id}")
+    status, received_ranges, size = row
+    ranges_field = _meta.get_field("received_ranges")
+    return status, ranges_field.from_db_value(received_ranges, None, connection), size
+
+
+def record(upload_id, *, status, received_bytes, size, values):
+    """
+    UPDATE the upload with `values` (field name -> value) if it still has this
+    status, byte count and size; True if it did.
+    """
+    alias = router.db_for_write(Upload)
+    connection = connections[alias]
+    names = tuple(values)
+    sql = _record_sql(alias, names, size is None)
+    params = [_meta.get_field(name).get_db_prep_save(values[name], connection) for name in names]
+    params += [_meta.pk.get_db_prep_value(upload_id, connection), status, received_bytes]
+    if size is not None:
+        params.append(size)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
+
+
+# Only names from the model, quoted by the backend, go into the SQL text; every
+# value is a parameter.
+
+
+def _quoted(alias):
+    quote = connections[alias].ops.quote_name
+    return quote(_meta.db_table), lambda name: quote(_meta.get_field(name).column)
+
+
+@functools.cache
+def _active_upload_sql(alias):
+    # At most one row matches: the constraint uploads_one_active_upload_per_client_id.
+    table, column = _quoted(alias)
+    statuses = tuple(Upload.ACTIVE)
+    matches = " AND ".join(f"{column(name)} = %s" for name in ("owner", "protocol", "client_id"))
+    among = f"{column('status')} IN ({', '.join(['%s'] * len(statuses))})"
+    return f"SELECT * FROM {table} WHERE {matches} AND {among} LIMIT 1", statuses  # noqa: S608
+
+
+@functools.cache
+def _progress_sql(alias):
+    table, column = _quoted(alias)
+    fields = ", ".join(column(name) for name in ("status", "received_ranges", "size"))
+    return f"SELECT {fields} FROM {table} WHERE {column('id')} = %s"  # noqa: S608
+
+
+@functools.cache
+def _record_sql(alias, names, size_is_null):
+    table, column = _quoted(alias)
+    assignments = ", ".join(f"{column(name)} = %s" for name in names)
+    conditions = [f"{column(name)} = %s" for name in ("id", "status", "received_bytes")]
+    conditions.append(f"{column('size')} IS NULL" if size_is_null else f"{column('size')} = %s")
+    return f"UPDATE {table} SET {assignments} WHERE {' AND '.join(conditions)}"  # noqa: S608
