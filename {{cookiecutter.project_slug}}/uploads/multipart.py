@@ -106,11 +106,14 @@ class MultipartReader:
 
     def _more(self):
         """Read one more block; what is left of the buffer goes before it."""
+        rest = self._buffer[self._pos :]
+        # Let go of the last block before reading the next, so that the
+        # allocator can hand its memory back: fresh pages cost page faults.
+        self._buffer = b""
         block = self._stream.read(self._block_size)
         if not block:
-            self._eof = True
+            self._buffer, self._pos, self._eof = rest, 0, True
             return
-        rest = self._buffer[self._pos :]
         self._buffer = rest + block if rest else block
         self._pos = 0
 
