@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import http.client
 import json
+import mmap
 import os
 import random
 import re
@@ -42,9 +43,12 @@ SLUG = "bench_site"
 # What cookiecutter reads from the template repository.
 TEMPLATE_PATHS = ["cookiecutter.json", "hooks", "{{cookiecutter.project_slug}}"]
 HOST = "127.0.0.1"
+# The status API list the site's page asks before it sends a file.
+UNFINISHED_PATH = "/uploads/api/uploads/"
 BOUNDARY_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 MB = 1_000_000
 MIB = 1024 * 1024
+GIB = 1024 * MIB
 BLOCK_SIZE = MIB
 
 # The targets from the issue.
@@ -104,8 +108,10 @@ def parse_args(argv=None):
     parser.add_argument(
         "--test-chunks",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="send flow.js's test GET before each chunk (on, as flow.js and the site's page do)",
+        default=False,
+        help="send flow.js's test GET before each chunk, as flow.js does by default (off: "
+        "as the site's page does for a file the server has no part of, one status API "
+        "request first, then the chunks without tests)",
     )
     parser.add_argument("--workers", type=int, default=4, help="GUNICORN_WORKERS (4)")
     parser.add_argument(
@@ -113,6 +119,13 @@ def parse_args(argv=None):
         type=int,
         default=3,
         help="upload N times per row and keep the fastest: one try is at the mercy of the machine (3)",
+    )
+    parser.add_argument(
+        "--warm-memory",
+        type=parse_size,
+        default=0,
+        help="before each try, touch this much memory and free it (e.g. 16GiB): on a VM "
+        "that hands free memory back to its host, fresh pages cost a host fault (off)",
     )
     parser.add_argument(
         "--query-databases",
@@ -677,6 +690,14 @@ class Slot:
     def close(self):
         self.conn.close()
 
+    def list_unfinished(self):
+        """The site's page asks the status API which files it has a part of before sending."""
+        status, _ = self._retrying(
+            lambda: self._request("GET", {}, b"", None, b"", path=UNFINISHED_PATH)
+        )
+        if status not in (200, 204):
+            raise RuntimeError(f"{UNFINISHED_PATH} answered {status}")
+
     def test(self, plan, chunk):
         """flow.js's testChunks GET: True when the server already has the chunk."""
         status, _ = self._retrying(
@@ -717,8 +738,9 @@ class Slot:
         chunk,
         after,
         content_type="application/octet-stream",
+        path=None,
     ):
-        url = self.path + ("?" + query_string(params) if params else "")
+        url = (path or self.path) + ("?" + query_string(params) if params else "")
         conn = self.conn
         conn.putrequest(method, url, skip_accept_encoding=True)
         for name, value in self.headers.items():
@@ -852,6 +874,8 @@ def upload(port, plan, source, headers, *, method, slots, test_chunks, poll):
         if poller:
             poller.start()
         began = time.perf_counter()
+        if not test_chunks:
+            pool[0].list_unfinished()
         for thread in threads:
             thread.start()
         deadline = began + REQUEST_TIMEOUT + plan.size / SLOWEST_RATE
@@ -1131,6 +1155,10 @@ def print_header(args, site, plan_count, loadavg):
         print(
             f"each row: the fastest of {args.repeat} uploads; peak RSS: the highest of them"
         )
+    if args.warm_memory:
+        print(
+            f"before each try: {args.warm_memory / GIB:g} GiB of memory touched and freed"
+        )
     print()
 
 
@@ -1343,6 +1371,8 @@ def measure_rows(args, site, workdir, source, digest):
     """
     tries = {}
     for attempt in range(1, args.repeat + 1):
+        if args.warm_memory:
+            warm_memory(args.warm_memory)
         for method in ("octet", "multipart"):
             for make_row in (ceiling_row, site_row):
                 kind = make_row.__name__.removesuffix("_row")
@@ -1358,6 +1388,20 @@ def measure_rows(args, site, workdir, source, digest):
                 )
                 tries.setdefault(row.name, []).append(row)
     return [best_of(group) for group in tries.values()]
+
+
+def warm_memory(size):
+    """
+    Touch `size` bytes of fresh memory, one write per page, then give it back.
+    The kernel then finds pages the host has already backed for a while, so a
+    row is less likely to pay for the host's faults (see "Noise" in the README).
+    """
+    print(f"  touching {size / GIB:.0f} GiB of memory ...", end="", flush=True)
+    started = time.perf_counter()
+    with mmap.mmap(-1, size) as memory:
+        for offset in range(0, size, mmap.PAGESIZE):
+            memory[offset] = 1
+    print(f" {time.perf_counter() - started:.1f} s", flush=True)
 
 
 def load_average():
