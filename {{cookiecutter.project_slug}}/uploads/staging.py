@@ -25,7 +25,10 @@ BLOCK_SIZE = 1024 * 1024
 # Bytes go into the page cache WRITE_SIZE at a time. A 1 MiB write on a 1 MiB
 # boundary (every block of an octet chunk) makes the kernel allocate a 1 MiB
 # folio; on the machine we measured that cost 6-9 times the system CPU of the
-# same bytes in 64 KiB writes (benchmarks/README.md, "Write size").
+# same bytes in 64 KiB writes (benchmarks/README.md, "Write size"). Each write
+# also ends on a WRITE_SIZE boundary of the file: a multipart chunk's blocks
+# start wherever the form's preamble puts them, and writes that straddle
+# boundaries cost a third more system time.
 WRITE_SIZE = 64 * 1024
 SUFFIX = ".part"
 
@@ -112,7 +115,8 @@ def _pwrite_all(fd, block, position):
     """Write all of `block` at `position`, WRITE_SIZE at a time; the new position."""
     view = memoryview(block)
     while view:
-        written = os.pwrite(fd, view[:WRITE_SIZE], position)
+        # Pieces end on WRITE_SIZE boundaries of the file, wherever the block starts.
+        written = os.pwrite(fd, view[: WRITE_SIZE - position % WRITE_SIZE], position)
         view = view[written:]
         position += written
     return position
