@@ -136,6 +136,23 @@ STORAGES = {
         )
     },
 }
+# Finished uploads go to S3-compatible object storage (django-storages) instead
+# of MEDIA_ROOT when a bucket is named. boto3 finds the credentials itself:
+# AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment (or .env), or
+# the machine's role. Files stay private: downloads go through the site.
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            # Anything but AWS itself (MinIO, Ceph, R2...): its URL.
+            "endpoint_url": env("AWS_S3_ENDPOINT_URL", default=None),
+            "region_name": env("AWS_S3_REGION_NAME", default=None),
+            "default_acl": "private",
+            "file_overwrite": False,
+        },
+    }
 # Files written into MEDIA_ROOT are readable by the site's user only.
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
