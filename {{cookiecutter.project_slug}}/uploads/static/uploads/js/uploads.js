@@ -542,14 +542,18 @@
     item.row.setState("paused", "Paused. Resume continues from here, even after a reload.");
   };
 
+  // After a pause or an error the server may have chunks the page does not
+  // know it has (aborted, or answered too late): test them again.
   Widget.prototype.resume = function (item) {
     item.row.setState("uploading", "");
+    this.fresh.delete(item.native.file);
     this.client.resume(item.native);
   };
 
   Widget.prototype.retry = function (item) {
     item.row.setState("uploading", "");
     if (item.id && !item.native) return;
+    this.fresh.delete(item.native.file);
     this.client.retry(item.native);
   };
 
