@@ -232,7 +232,11 @@ def receive(upload, offset, length, stream):
 
 def _reload(upload):
     """Fresh status, ranges and size: another request may have just changed them."""
-    upload.status, upload.received_ranges, upload.size = statements.progress(upload.pk)
+    try:
+        upload.status, upload.received_ranges, upload.size = statements.progress(upload.pk)
+    except Upload.DoesNotExist:
+        # Deleted (the admin, a cascade from its owner) while this chunk was on its way.
+        raise UploadGone("this upload was deleted; start it again") from None
     upload.received_bytes = ranges.total(upload.received_ranges)
 
 

@@ -292,3 +292,13 @@ def test_by_default_the_last_chunk_answers_processing_and_a_thread_finishes(
     assert upload.status == Status.COMPLETE
     assert upload.sha256 == sha256(data)
     assert signals["completed"] == [upload.pk]
+
+
+def test_a_chunk_for_an_upload_deleted_meanwhile_is_refused_not_a_crash(user):
+    """The admin deletes an upload while one of its chunks is on its way."""
+    upload = engine.find_or_start(user, "flow", "deleted", filename="d.bin", size=20, chunk_size=10)
+    engine.receive(upload, 0, 10, io.BytesIO(b"a" * 10))
+    Upload.objects.filter(pk=upload.pk).delete()
+    with pytest.raises(UploadGone, match="deleted"):
+        engine.receive(upload, 10, 10, io.BytesIO(b"b" * 10))
+    assert not Upload.objects.exists()
