@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from . import engine, tokens
 from .errors import UploadError
@@ -96,7 +98,15 @@ class UploadAdmin(admin.ModelAdmin):
 
 @admin.register(UploadToken)
 class UploadTokenAdmin(admin.ModelAdmin):
-    """API tokens: the token is shown once, when it is made; revoking keeps the record."""
+    """
+    API tokens: the token is shown once, when it is made; revoking keeps the record.
+
+    A token uploads as its owner, so only a superuser may make one for somebody
+    else: any other staff user with the "add" permission makes tokens for
+    themselves and sees only their own. The new token is shown on the page that
+    answers the form, never through the messages framework, whose cookie is
+    signed but not encrypted.
+    """
 
     list_display = ["name", "owner", "prefix", "created", "last_used", "expires", "revoked"]
     list_filter = ["created", "expires", "revoked"]
@@ -107,20 +117,42 @@ class UploadTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "created", "last_used", "revoked"]
     actions = ["revoke"]
 
+    def get_queryset(self, request):
+        tokens = super().get_queryset(request)
+        return tokens if request.user.is_superuser else tokens.filter(owner=request.user)
+
+    def get_fields(self, request, obj=None):
+        if request.user.is_superuser:
+            return self.fields
+        return [name for name in self.fields if name != "owner"]
+
     def get_readonly_fields(self, request, obj=None):
         # A token's owner never changes: it would hand the owner's uploads to someone else.
         return self.readonly_fields + (["owner"] if obj is not None else [])
 
     def save_model(self, request, obj, form, change):
-        token = None if change else tokens.issue(obj)
+        if not change:
+            if not request.user.is_superuser:
+                obj.owner = request.user
+            # Kept on the request for response_add(), which shows it once.
+            request._new_upload_token = tokens.issue(obj)
         super().save_model(request, obj, form, change)
-        if token is not None:
-            self.message_user(
-                request,
-                f"The token for {obj.name!r} is {token} — copy it now: it is not kept "
-                "and cannot be shown again.",
-                messages.WARNING,
-            )
+
+    def response_add(self, request, obj, post_url_continue=None):
+        token = getattr(request, "_new_upload_token", None)
+        if token is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"API token {obj.name!r}",
+            "record": obj,
+            "token": token,
+        }
+        response = TemplateResponse(request, "admin/uploads/uploadtoken/created.html", context)
+        # The token is on this page only: never kept by a browser or a proxy.
+        add_never_cache_headers(response)
+        return response
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):

@@ -110,12 +110,15 @@ def test_the_admin_shows_a_new_token_once_and_revokes_it(client, django_user_mod
     response = client.post(
         "/admin/uploads/uploadtoken/add/",
         {"name": "ci", "owner": user.pk, "expires_0": "", "expires_1": ""},
-        follow=True,
     )
     assert response.status_code == 200
     shown = re.findall(r"bfu_[A-Za-z0-9_-]{43}", response.content.decode())
     assert len(shown) == 1
+    assert "no-store" in response["Cache-Control"]
+    # Never through a cookie: the messages cookie is signed, not encrypted.
+    assert all(shown[0] not in morsel.value for morsel in response.cookies.values())
     record = UploadToken.objects.get()
+    assert record.owner == user
     assert record.key_hash == tokens.hash_of(shown[0])
     # Shown once: the token's own page does not have it.
     page = client.get(f"/admin/uploads/uploadtoken/{record.pk}/change/").content.decode()
@@ -127,3 +130,28 @@ def test_the_admin_shows_a_new_token_once_and_revokes_it(client, django_user_mod
     record.refresh_from_db()
     assert record.revoked is not None
     assert script(shown[0]).get("/uploads/api/uploads/").status_code == 403
+
+
+def test_staff_without_superuser_make_tokens_only_for_themselves(client, django_user_model, user):
+    """The "add upload token" permission alone must not mint a token that uploads as anyone."""
+    from django.contrib.auth.models import Permission
+
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw-123456789")
+    tokens.create(root, "root's own")
+    clerk = django_user_model.objects.create_user("clerk", password="pw-123456789", is_staff=True)
+    clerk.user_permissions.add(
+        *Permission.objects.filter(codename__in=["add_uploadtoken", "view_uploadtoken"])
+    )
+    client.force_login(clerk)
+    form = client.get("/admin/uploads/uploadtoken/add/").content.decode()
+    assert 'name="owner"' not in form
+    response = client.post(
+        "/admin/uploads/uploadtoken/add/",
+        {"name": "sneaky", "owner": root.pk, "expires_0": "", "expires_1": ""},
+    )
+    assert response.status_code == 200
+    made = UploadToken.objects.get(name="sneaky")
+    assert made.owner == clerk
+    listing = client.get("/admin/uploads/uploadtoken/").content.decode()
+    assert "sneaky" in listing
+    assert "root&#x27;s own" not in listing and "root's own" not in listing
