@@ -147,6 +147,25 @@ def test_check_deploy_passes_with_production_settings(site):
     )
 
 
+def test_hsts_subdomains_and_preload_are_opt_in(site):
+    """Both are hard to undo for a whole domain: never on by default, on when asked."""
+    production = {
+        "DJANGO_DEBUG": "False",
+        "DJANGO_SECRET_KEY": "x" * 20 + uuid.uuid4().hex + "y" * 20,
+        "DJANGO_ALLOWED_HOSTS": "files.example.com",
+    }
+    show = [
+        sys.executable,
+        "-c",
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings');"
+        "django.setup(); from django.conf import settings as s;"
+        "print(s.SECURE_HSTS_SECONDS > 0, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD)",
+    ]
+    assert run(show, cwd=site, env=production).stdout.split() == ["True", "False", "False"]
+    opted_in = {**production, "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "True", "DJANGO_HSTS_PRELOAD": "True"}
+    assert run(show, cwd=site, env=opted_in).stdout.split() == ["True", "True", "True"]
+
+
 def test_generated_suite_passes_on_sqlite(site):
     run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=site)
 
