@@ -91,7 +91,10 @@ def _recover_stalled(report, before, dry_run, log):
     for upload in stalled.iterator():
         if dry_run or finishing.recover(upload, stalled_before=before):
             report.recovered.append(upload)
-            log(f"finished upload {upload.pk} ({upload.filename!r}) again: its finisher stopped")
+            log(
+                f"{_would(dry_run, 'finished')} upload {upload.pk} ({upload.filename!r}) "
+                "again: its finisher stopped"
+            )
 
 
 def _expire_uploads(report, before, dry_run, log):
@@ -111,7 +114,10 @@ def _expire_uploads(report, before, dry_run, log):
             report.expired.append(upload)
             if freed:
                 report.removed.append(Removal(str(staging.path_for(upload)), freed, "expired"))
-            log(f"expired upload {upload.pk} ({upload.filename!r}), {freed} bytes staged")
+            log(
+                f"{_would(dry_run, 'expired')} upload {upload.pk} ({upload.filename!r}), "
+                f"{freed} bytes staged"
+            )
 
 
 def _remove_debris(report, now, older_than, dry_run, log):
@@ -151,6 +157,14 @@ def _remove_debris(report, now, older_than, dry_run, log):
         _remove(report, entry, reason, dry_run, log)
 
 
+# How a dry run, which changes nothing, tells each step.
+_DRY_RUN_WORDS = {"finished": "would finish", "expired": "would expire", "removed": "would remove"}
+
+
+def _would(dry_run, done):
+    return _DRY_RUN_WORDS[done] if dry_run else done
+
+
 def _owner_id(name):
     """The upload id a staging entry's name starts with, or None."""
     head = name.partition(".")[0]
@@ -182,7 +196,7 @@ def _remove(report, entry, reason, dry_run, log):
         return
     if removed:
         report.removed.append(Removal(path, size, reason))
-        log(f"removed {path} ({reason}), {size} bytes")
+        log(f"{_would(dry_run, 'removed')} {path} ({reason}), {size} bytes")
 
 
 def _remove_file(path):

@@ -4,6 +4,7 @@ nothing an operator or a user still needs.
 """
 
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -112,8 +113,9 @@ def test_removes_exactly_the_debris_and_a_second_run_nothing_more(every_state):
     dry = cleanup("--dry-run")
     assert staged_names() == before, "a dry run removes nothing"
     assert Upload.objects.get(pk=s["expired"].pk).status == Status.UPLOADING
-    assert f"expired upload {s['expired'].pk}" in dry
-    assert str(s["orphan"]) in dry and str(s["junk"]) in dry
+    assert f"would expire upload {s['expired'].pk}" in dry
+    assert f"would remove {s['orphan']}" in dry and f"would remove {s['junk']}" in dry
+    assert "removed" not in dry and "expired upload" not in dry
     assert str(s["fresh"]) not in dry
     assert dry.splitlines()[-1].startswith("Dry run: would expire 1 upload(s), would remove 4")
 
@@ -249,3 +251,21 @@ def test_a_stalled_finish_without_its_bytes_is_marked_failed(user):
     upload.refresh_from_db()
     assert upload.status == Status.FAILED
     assert "upload it again" in upload.error
+
+
+def test_at_verbosity_0_cleanup_prints_nothing_unless_it_fails(every_state, caplog, capsys):
+    """Cron mails whatever a job prints: the crontab's -v 0 run of a normal hour is silent."""
+    caplog.set_level(logging.INFO)
+    out = io.StringIO()
+    call_command("cleanup_uploads", "-v", "0", stdout=out, stderr=out)
+    assert Upload.objects.get(pk=every_state["expired"].pk).status == Status.EXPIRED
+    assert out.getvalue() == ""
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("uploads")] == []
+    assert capsys.readouterr() == ("", "")
+    # Verbosity 1 and up still hear of what the app did.
+    every_state["within"].refresh_from_db()
+    Upload.objects.filter(pk=every_state["within"].pk).update(
+        expires=timezone.now() - timezone.timedelta(1)
+    )
+    call_command("cleanup_uploads", stdout=out)
+    assert any(r.name.startswith("uploads") for r in caplog.records)

@@ -1,6 +1,8 @@
-"""Option types shared by the uploads commands."""
+"""Option types and output helpers shared by the uploads commands."""
 
 import argparse
+import logging
+from contextlib import contextmanager
 from datetime import datetime, time
 
 from django.utils import timezone
@@ -51,3 +53,16 @@ def human_bytes(count):
         if count < 1024 or unit == "TiB":
             return f"{count} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
         count /= 1024
+
+
+@contextmanager
+def quiet_below_warnings(logger_name, *, when):
+    """Raise a logger to WARNING for the block (when `when`), then put it back."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    if when:
+        logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

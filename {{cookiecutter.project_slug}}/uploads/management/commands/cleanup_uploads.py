@@ -11,7 +11,7 @@ from django.db import DatabaseError
 
 from uploads import lifecycle
 
-from ._options import duration, human_bytes
+from ._options import duration, human_bytes, quiet_below_warnings
 
 
 class Command(BaseCommand):
@@ -43,7 +43,10 @@ class Command(BaseCommand):
         # A dry run lists every step: that is what it is for.
         log = self.stdout.write if verbosity >= 2 or (dry_run and verbosity >= 1) else None
         try:
-            report = lifecycle.cleanup(older_than=older_than, dry_run=dry_run, log=log)
+            # -v 0 (cron, which mails whatever a job prints): the app's INFO
+            # lines are not printed either; warnings and failures still are.
+            with quiet_below_warnings("uploads", when=verbosity == 0):
+                report = lifecycle.cleanup(older_than=older_than, dry_run=dry_run, log=log)
         except DatabaseError as exc:
             raise CommandError(f"cannot reach the database: {exc}".strip()) from exc
         except lifecycle.StagingUnreachable as exc:
