@@ -114,6 +114,40 @@ def test_postgresql_answer_points_the_site_at_postgresql(tmp_path):
     assert "DATABASE_URL=postgres://127.0.0.1:5432/acme_files" in (site / ".env").read_text()
 
 
+def test_postgresql_answer_creates_the_database_or_says_how(tmp_path, monkeypatch, capfd):
+    if not postgres_available():
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
+    import psycopg
+
+    slug = f"tmpl_db_{uuid.uuid4().hex[:8]}"
+
+    def exists():
+        with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as connection:
+            found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [slug])
+            return found.fetchone() is not None
+
+    try:
+        # A role that may create databases: the hook makes it.
+        monkeypatch.setenv("PGUSER", "postgres")
+        generate(tmp_path / "may", database="postgresql", project_slug=slug)
+        assert f"Created the PostgreSQL database {slug}." in capfd.readouterr().out
+        assert exists()
+        # Generated again: it is there already, and that is fine.
+        generate(tmp_path / "again", database="postgresql", project_slug=slug)
+        assert "already exists" in capfd.readouterr().out
+    finally:
+        with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{slug}"')
+    # A role that may not (or no server): the site is made, and one line says what to run.
+    monkeypatch.setenv("PGUSER", "nobody_may_create")
+    site = generate(tmp_path / "may-not", database="postgresql", project_slug=slug)
+    assert (site / ".env").is_file()
+    err = capfd.readouterr().err
+    assert "was not created" in err
+    assert "createdb -h 127.0.0.1 -p 5432 -U postgres --owner" in err
+    assert not exists()
+
+
 @pytest.mark.parametrize(
     "answers, message",
     [
