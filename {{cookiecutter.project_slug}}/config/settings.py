@@ -8,6 +8,7 @@ one. Without a `.env`, the defaults are the production-safe ones.
 https://docs.djangoproject.com/en/5.2/ref/settings/
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "corsheaders",
+    "axes",
     "uploads",
     # A demo of uploads.fields.ResumableFileField; remove it when you have your own.
     "documents",
@@ -50,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -107,6 +111,28 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "uploads:index"
+
+# --- Login throttling -------------------------------------------------------
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+# After DJANGO_LOGIN_FAILURE_LIMIT failed logins for one username from one
+# address, that pair is refused (429) for DJANGO_LOGIN_COOLOFF_MINUTES. By
+# pair, not by address alone, so that one office behind one address is not
+# locked out by a single user's typos, nor by username alone, so that nobody
+# can lock somebody else out from elsewhere. Behind a proxy the address is the
+# one the proxy saw (config/proxy.py).
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("DJANGO_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "config.proxy.client_ip"
+# No banner on every manage.py command: cron mails whatever a job prints.
+AXES_VERBOSE = False
 LOGOUT_REDIRECT_URL = "home"
 
 # --- Internationalisation ---------------------------------------------------
