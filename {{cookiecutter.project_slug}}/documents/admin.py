@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.html import format_html
 
 from uploads.forms import with_uploader
 
@@ -7,10 +8,17 @@ from .models import Document
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
-    list_display = ["title", "owner", "file", "created"]
+    list_display = ["title", "owner", "file_link", "created"]
     search_fields = ["title", "owner__username"]
     list_filter = ["created"]
     readonly_fields = ["owner", "created"]
+
+    @admin.display(description="file", ordering="file")
+    def file_link(self, obj):
+        # The download view, not the storage URL: media is not served at /media/.
+        if not obj.file:
+            return "-"
+        return format_html('<a href="{}">{}</a>', obj.get_download_url(), obj.filename)
 
     def get_form(self, request, obj=None, **kwargs):
         # The file field accepts only the admin user's own finished uploads.

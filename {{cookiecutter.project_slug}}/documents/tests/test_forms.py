@@ -96,3 +96,49 @@ def test_the_admin_cancel_action_drops_staged_bytes(admin_client, admin_user):
     )
     upload.refresh_from_db()
     assert upload.status == Upload.Status.CANCELLED
+
+
+def test_a_document_is_edited_keeping_its_file_or_taking_a_new_one(alice, user):
+    first = upload_for(user)
+    document = Document.objects.create(owner=user, title="Draft", file=first.file.name)
+    page = alice.get(f"/documents/{document.pk}/edit/").content.decode()
+    assert "Edit “Draft”" in page
+    response = alice.post(f"/documents/{document.pk}/edit/", {"title": "Final", "file": ""})
+    assert response.status_code == 302
+    document.refresh_from_db()
+    assert (document.title, document.file.name) == ("Final", first.file.name)
+    second = upload_for(user, name="final.txt")
+    alice.post(f"/documents/{document.pk}/edit/", {"title": "Final", "file": str(second.id)})
+    document.refresh_from_db()
+    assert document.file.name == second.file.name
+
+
+def test_deleting_a_document_keeps_the_upload_and_its_file(alice, user):
+    upload = upload_for(user)
+    document = Document.objects.create(owner=user, title="Old", file=upload.file.name)
+    confirm = alice.get(f"/documents/{document.pk}/delete/").content.decode()
+    assert "Delete “Old”?" in confirm and "stays in" in confirm
+    assert alice.post(f"/documents/{document.pk}/delete/").status_code == 302
+    assert not Document.objects.exists()
+    upload.refresh_from_db()
+    assert upload.file.read() == DATA
+
+
+def test_another_users_document_cannot_be_edited_deleted_or_downloaded(alice, other_user):
+    upload = upload_for(other_user)
+    document = Document.objects.create(owner=other_user, title="Bob's", file=upload.file.name)
+    for path in ["edit/", "delete/", "download/"]:
+        assert alice.get(f"/documents/{document.pk}/{path}").status_code == 404
+    assert alice.post(f"/documents/{document.pk}/delete/").status_code == 404
+    assert Document.objects.filter(pk=document.pk).exists()
+
+
+def test_the_admin_list_links_each_file_to_a_download_that_works(admin_client, user):
+    upload = upload_for(user)
+    document = Document.objects.create(owner=user, title="Report", file=upload.file.name)
+    listing = admin_client.get("/admin/documents/document/").content.decode()
+    assert f'href="/documents/{document.pk}/download/"' in listing
+    assert "/media/" not in listing
+    download = admin_client.get(f"/documents/{document.pk}/download/")
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == DATA
