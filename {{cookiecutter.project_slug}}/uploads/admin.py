@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
 
 from . import engine, tokens
 from .errors import UploadError
@@ -25,9 +26,46 @@ class UploadAdmin(admin.ModelAdmin):
     search_fields = ["filename", "owner__username", "owner__email"]
     date_hierarchy = "created"
     list_select_related = ["owner"]
-    # The record mirrors bytes on disk: editing it by hand would break them.
-    readonly_fields = [field.name for field in Upload._meta.fields]
+    # The record mirrors bytes on disk: editing it by hand would break them, so
+    # its page only shows it (has_change_permission), in words a person reads.
+    fieldsets = [
+        (None, {"fields": ["filename", "owner", "status", "error", "download"]}),
+        ("Bytes", {"fields": ["human_size", "received", "received_summary", "sha256"]}),
+        ("Dates", {"fields": ["created", "updated", "expiry", "completed"]}),
+        (
+            "As the client sent it",
+            {"fields": ["protocol", "client_id", "relative_path", "name", "chunk_size"]},
+        ),
+    ]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
     actions = ["cancel_uploads"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="received")
+    def received(self, upload):
+        if upload.progress is None:
+            return f"{filesizeformat(upload.received_bytes)} so far"
+        return f"{filesizeformat(upload.received_bytes)} ({upload.progress:.0%})"
+
+    @admin.display(description="received ranges")
+    def received_summary(self, upload):
+        # A fragmented upload may hold thousands of ranges: the count, and the first gap.
+        ranges = upload.received_ranges
+        if not ranges:
+            return "none yet"
+        first_gap = ranges[0][1] if ranges[0][0] == 0 else 0
+        if len(ranges) == 1 and first_gap == upload.size:
+            return "all of it, in one piece"
+        pieces = "one piece" if len(ranges) == 1 else f"{len(ranges)} pieces"
+        return f"{pieces}; the first missing byte is at {filesizeformat(first_gap)}"
+
+    @admin.display(description="file")
+    def download(self, upload):
+        if upload.status != Upload.Status.COMPLETE or not upload.file:
+            return "—"
+        return format_html('<a href="{}">{}</a>', upload.get_download_url(), upload.name)
 
     @admin.display(description="size", ordering="size")
     def human_size(self, upload):

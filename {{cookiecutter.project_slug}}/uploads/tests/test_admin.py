@@ -29,3 +29,35 @@ def test_the_list_shows_expiry_only_for_unfinished_uploads(client, staff):
     upload_admin = admin.site._registry[Upload]
     assert upload_admin.expiry(done) == "—"
     assert upload_admin.expiry(going) == going.expires
+
+
+def test_an_upload_page_only_shows_it_in_words_a_person_reads(client, staff, django_user_model):
+    owner = django_user_model.objects.create_user("carol", password="a-long-test-password")
+    done = engine.start(owner, Upload.Protocol.FLOW, filename="report.pdf", size=2048)
+    engine.receive(done, 0, 2048, io.BytesIO(b"r" * 2048))
+    page = client.get(f"/admin/uploads/upload/{done.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="_save"' not in html and 'name="_continue"' not in html
+    assert "2.0\xa0KB" in html and "2048" not in html
+    assert "all of it, in one piece" in html
+    # No expiry for a finished upload: the field reads a dash.
+    expiry_row = html.split("field-expiry", 1)[1].split("field-completed", 1)[0]
+    assert "—" in expiry_row and str(done.expires.year) not in expiry_row
+    # The file link is the download view, and it works for staff.
+    assert f'href="/uploads/{done.pk}/download/"' in html
+    download = client.get(f"/uploads/{done.pk}/download/")
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == b"r" * 2048
+    # Posting the page changes nothing.
+    client.post(f"/admin/uploads/upload/{done.pk}/change/", {"filename": "evil.exe"})
+    done.refresh_from_db()
+    assert done.filename == "report.pdf"
+
+
+def test_a_fragmented_upload_is_summed_up_not_listed(client, staff):
+    going = engine.start(staff, Upload.Protocol.FLOW, filename="gaps.bin", size=4096)
+    for start in (0, 2048, 3072):
+        engine.receive(going, start, 512, io.BytesIO(b"g" * 512))
+    html = client.get(f"/admin/uploads/upload/{going.pk}/change/").content.decode()
+    assert "3 pieces; the first missing byte is at 512\xa0bytes" in html
