@@ -63,17 +63,19 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(value):
-    """'90', '90s', '15m', '6h', '2d', '1w' or a timedelta -> timedelta."""
+    """'90', '90s', '15m', '6h', '2d', '1w', a number of seconds or a timedelta -> timedelta."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration such as 90s, 15m, 6h or 2d")
-    number, unit = match.groups()
+        seconds = value
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration such as 90s, 15m, 6h or 2d")
+        number, unit = match.groups()
+        seconds = int(number) * _UNITS[unit]
     try:
-        return timedelta(seconds=int(number) * _UNITS[unit])
+        return timedelta(seconds=seconds)
     except OverflowError:
         raise ValueError(f"{value!r} is longer than any duration Python can hold") from None
 

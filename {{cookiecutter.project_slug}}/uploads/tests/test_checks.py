@@ -39,6 +39,7 @@ def test_the_default_settings_pass_the_checks():
         ("UPLOADS_AUTH_RECHECK", "5 minutes", "uploads.E004", "UPLOADS_AUTH_RECHECK: '5 minutes'"),
         ("UPLOADS_CLEANUP_GRACE", -60, "uploads.E004", "UPLOADS_CLEANUP_GRACE: -60 is a negative"),
         ("UPLOADS_EXPIRATION", "9" * 20 + "w", "uploads.E004", "longer than any duration"),
+        ("UPLOADS_AUTH_RECHECK", 1e300, "uploads.E004", "longer than any duration"),
         ("UPLOADS_CLIENT", "uppy", "uploads.E005", "must be one of flow.js, resumable.js, not"),
         ("UPLOADS_STORAGE", "uploads", "uploads.E007", "names 'uploads', which is not in STORAGES"),
         ("UPLOADS_CHUNK_SIZE", "8MiB", "uploads.E008", "UPLOADS_CHUNK_SIZE must be a positive"),
@@ -58,7 +59,7 @@ def test_a_setting_the_app_cannot_use_is_its_own_check_error(
     assert message in found[check_id][0]
 
 
-def test_the_environment_s_text_is_read_as_numbers_and_durations(settings):
+def test_text_from_the_environment_is_read_as_numbers_and_durations(settings):
     from uploads.conf import upload_settings
 
     settings.UPLOADS_MAX_BYTES = "1048576"
@@ -122,10 +123,16 @@ def test_staging_on_another_file_system_than_media_is_a_warning(settings, tmp_pa
     assert "copied instead of renamed" in found["uploads.W001"][0]
 
 
-def test_manage_py_check_reports_a_relative_staging_dir_without_a_traceback():
-    # Through the environment, as a deployment sets it: settings.py must pass the
-    # path on as given, not make it absolute from the current folder.
-    env = {**os.environ, "UPLOADS_STAGING_DIR": "var/staging", "UPLOADS_MAX_BYTES": "lots"}
+def test_manage_py_check_reports_mistakes_in_the_environment_without_a_traceback():
+    # As a deployment sets them: settings.py must pass a relative path on as given
+    # (not made absolute from the current folder), a number as text, and the
+    # models must load with a storage alias that does not exist.
+    env = {
+        **os.environ,
+        "UPLOADS_STAGING_DIR": "var/staging",
+        "UPLOADS_MAX_BYTES": "lots",
+        "UPLOADS_STORAGE": "nowhere",
+    }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--tag", "files"],
         cwd=SITE_ROOT,
@@ -139,3 +146,4 @@ def test_manage_py_check_reports_a_relative_staging_dir_without_a_traceback():
     said = result.stderr
     assert "(uploads.E001) UPLOADS_STAGING_DIR must be an absolute path, not 'var/staging'" in said
     assert "(uploads.E003) UPLOADS_MAX_BYTES must be a positive whole number, not 'lots'" in said
+    assert "(uploads.E007) UPLOADS_STORAGE names 'nowhere', which is not in STORAGES" in said
