@@ -4,6 +4,7 @@ meaningful answers, and whether the generated site passes its own checks and
 its own test suite.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -106,6 +107,62 @@ def test_every_setting_read_from_the_environment_is_documented(site):
     readme = (site / "README.md").read_text()
     missing = sorted(name for name in names if f"| `{name}` |" not in readme)
     assert missing == [], "not in the README's settings table"
+
+
+# Run in the generated site: each UPLOADS_* setting as read from the environment
+# (the documented values) and as uploads/conf.py's default, once settings.py's
+# values are taken away.
+READ_UPLOADS_SETTINGS = """
+import json, django
+django.setup()
+from django.conf import settings
+from uploads.conf import DEFAULTS, upload_settings
+def values():
+    return {name: repr(getattr(upload_settings, name)) for name in DEFAULTS}
+read = values()
+for name in DEFAULTS:
+    delattr(settings, f"UPLOADS_{name}")
+print(json.dumps({"read": read, "default": values()}))
+"""
+
+
+def readme_default(cell):
+    """The value a README settings row gives: `value` first, or "(empty...)"."""
+    cell = cell.strip()
+    if cell.startswith("(empty"):
+        return ""
+    match = re.match(r"`([^`]*)`", cell)
+    assert match, f"the README's default {cell!r} is not a value the setting reads"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("source", [".env.example", "README.md"])
+def test_uploads_defaults_are_documented_with_conf_py_s_values(site, source):
+    text = (site / source).read_text()
+    if source == ".env.example":
+        documented = dict(re.findall(r"^# ?(UPLOADS_\w+)=(.*)$", text, re.MULTILINE))
+    else:
+        rows = re.findall(r"^\| `(UPLOADS_\w+)` \| ([^|]*) \|", text, re.MULTILINE)
+        documented = {name: readme_default(cell) for name, cell in rows}
+    project = str(site.resolve())
+    documented = {name: value.replace("<project>", project) for name, value in documented.items()}
+    env = {name: value for name, value in os.environ.items() if not name.startswith("UPLOADS_")}
+    result = subprocess.run(
+        [sys.executable, "-c", READ_UPLOADS_SETTINGS],
+        check=False,
+        cwd=site,
+        env={**env, **documented, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    names = {f"UPLOADS_{name}" for name in values["default"]}
+    assert sorted(names - set(documented)) == [], f"not in {source}"
+    settings_text = (site / "config/settings.py").read_text()
+    assert sorted(name for name in names if f'"{name}"' not in settings_text) == [], "not read"
+    assert values["read"] == values["default"], f"{source} gives another default than uploads/conf.py"
 
 
 def test_postgresql_answer_points_the_site_at_postgresql(tmp_path):

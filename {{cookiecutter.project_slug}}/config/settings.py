@@ -13,6 +13,8 @@ from pathlib import Path
 
 import environ
 
+from uploads.conf import DEFAULTS as upload_defaults
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -264,19 +266,30 @@ LOGGING = {
 }
 
 # --- Uploads ----------------------------------------------------------------
-# The uploads app's settings; their defaults and meaning are in uploads/conf.py
-# and the README. Staging holds the bytes of unfinished uploads: it must be one
-# folder that every worker process sees, on the same file system as MEDIA_ROOT
-# so that finishing an upload is a rename, not a copy.
+# The uploads app's settings. Each default, its unit and its meaning are written
+# once, in uploads/conf.py; numbers and durations are passed on as the
+# environment's text, which uploads/conf.py reads, so that a mistake is a
+# `manage.py check` error rather than a traceback here. Staging holds the bytes
+# of unfinished uploads: it must be one folder that every worker process sees,
+# on the same file system as MEDIA_ROOT so that finishing an upload is a
+# rename, not a copy.
 
-UPLOADS_STAGING_DIR = env.path("UPLOADS_STAGING_DIR", default=BASE_DIR / "var" / "staging")
-UPLOADS_MAX_BYTES = env.int("UPLOADS_MAX_BYTES", default=50 * 1024**3)
-UPLOADS_ALLOWED_EXTENSIONS = env.list("UPLOADS_ALLOWED_EXTENSIONS", default=[])
-UPLOADS_EXPIRATION = env("UPLOADS_EXPIRATION", default="1d")
-UPLOADS_CLIENT = env("UPLOADS_CLIENT", default="{{ cookiecutter.upload_client }}")
-UPLOADS_CHUNK_SIZE = env.int("UPLOADS_CHUNK_SIZE", default=8 * 1024**2)
-UPLOADS_SIMULTANEOUS_CHUNKS = env.int("UPLOADS_SIMULTANEOUS_CHUNKS", default=3)
-UPLOADS_LOCK_TIMEOUT = env.float("UPLOADS_LOCK_TIMEOUT", default=30.0)
-UPLOADS_AUTH_RECHECK = env("UPLOADS_AUTH_RECHECK", default="5s")
-UPLOADS_FINISH_IN_BACKGROUND = env.bool("UPLOADS_FINISH_IN_BACKGROUND", default=True)
-UPLOADS_CLEANUP_GRACE = env("UPLOADS_CLEANUP_GRACE", default="1h")
+UPLOADS_STAGING_DIR = env.str("UPLOADS_STAGING_DIR", default=upload_defaults["STAGING_DIR"])
+UPLOADS_MAX_BYTES = env.str("UPLOADS_MAX_BYTES", default=upload_defaults["MAX_BYTES"])
+UPLOADS_ALLOWED_EXTENSIONS = env.list(
+    "UPLOADS_ALLOWED_EXTENSIONS", default=upload_defaults["ALLOWED_EXTENSIONS"]
+)
+UPLOADS_EXPIRATION = env.str("UPLOADS_EXPIRATION", default=upload_defaults["EXPIRATION"])
+UPLOADS_CLIENT = env.str("UPLOADS_CLIENT", default=upload_defaults["CLIENT"])
+UPLOADS_CHUNK_SIZE = env.str("UPLOADS_CHUNK_SIZE", default=upload_defaults["CHUNK_SIZE"])
+UPLOADS_SIMULTANEOUS_CHUNKS = env.str(
+    "UPLOADS_SIMULTANEOUS_CHUNKS", default=upload_defaults["SIMULTANEOUS_CHUNKS"]
+)
+UPLOADS_LOCK_TIMEOUT = env.str("UPLOADS_LOCK_TIMEOUT", default=upload_defaults["LOCK_TIMEOUT"])
+UPLOADS_AUTH_RECHECK = env.str("UPLOADS_AUTH_RECHECK", default=upload_defaults["AUTH_RECHECK"])
+UPLOADS_FINISH_IN_BACKGROUND = env.bool(
+    "UPLOADS_FINISH_IN_BACKGROUND", default=upload_defaults["FINISH_IN_BACKGROUND"]
+)
+UPLOADS_CLEANUP_GRACE = env.str("UPLOADS_CLEANUP_GRACE", default=upload_defaults["CLEANUP_GRACE"])
+UPLOADS_UPLOAD_TO = env.str("UPLOADS_UPLOAD_TO", default=upload_defaults["UPLOAD_TO"])
+UPLOADS_STORAGE = env.str("UPLOADS_STORAGE", default=upload_defaults["STORAGE"])

@@ -1,60 +1,121 @@
-"""System checks for deployments that would lose or corrupt uploads."""
+"""
+System checks for settings the uploads app cannot use, and for deployments that
+would lose uploads or copy every finished file.
+
+They only look: no folder is created, nothing is written. The README lists
+every id with what it means and what to do.
+"""
 
 import os
+from pathlib import Path
 
-from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage, storages
 
 from .conf import upload_settings
 
+DURATION_HINT = "Write a whole number with a unit: 90s, 15m, 6h, 2d or 1w."
 
-@checks.register(checks.Tags.compatibility)
-def check_staging(app_configs, **kwargs):
+# Per setting uploads.conf refuses to read: the check's id and what to do.
+SETTING_ERRORS = {
+    "STAGING_DIR": (
+        "uploads.E001",
+        "Give a folder every worker can write, such as /var/lib/site/staging.",
+    ),
+    "MAX_BYTES": ("uploads.E003", "Give the largest file size accepted, in bytes."),
+    "EXPIRATION": ("uploads.E004", DURATION_HINT),
+    "AUTH_RECHECK": ("uploads.E004", DURATION_HINT),
+    "CLEANUP_GRACE": ("uploads.E004", DURATION_HINT),
+    "CLIENT": ("uploads.E005", "Write flow.js or resumable.js."),
+    "STORAGE": ("uploads.E007", "Name an alias of STORAGES, or add an entry for it."),
+    "CHUNK_SIZE": ("uploads.E008", "Give the chunk size in bytes, such as 8388608 (8 MiB)."),
+    "SIMULTANEOUS_CHUNKS": ("uploads.E008", "Give how many chunks a file sends at once: 3."),
+    "LOCK_TIMEOUT": ("uploads.E009", "Give the seconds a chunk may wait, such as 30."),
+    "ALLOWED_EXTENSIONS": (
+        "uploads.E010",
+        'A list such as ["pdf", "zip"]; in the environment, comma-separated: pdf,zip.',
+    ),
+}
+
+
+@checks.register(checks.Tags.files)
+def check_settings(app_configs, **kwargs):
+    """Said at startup, rather than as a 500 on the first request that reads them."""
     errors = []
-    staging = upload_settings.STAGING_DIR
-    media = getattr(settings, "MEDIA_ROOT", "")
-    if not staging.is_absolute():
-        errors.append(
-            checks.Error(
-                "UPLOADS_STAGING_DIR must be an absolute path.",
-                hint="A folder every worker can write, e.g. /var/lib/site/staging.",
-                id="uploads.E001",
-            )
-        )
-        return errors
-    storage = storages[upload_settings.STORAGE]
-    if isinstance(storage, FileSystemStorage) and media:
-        # Finishing an upload renames the staging file into MEDIA_ROOT; across
-        # file systems that rename becomes a full copy of the file.
-        try:
-            staging.mkdir(parents=True, exist_ok=True)
-            os.makedirs(media, exist_ok=True)
-            if os.stat(staging).st_dev != os.stat(media).st_dev:
-                errors.append(
-                    checks.Warning(
-                        "UPLOADS_STAGING_DIR and MEDIA_ROOT are on different file systems: "
-                        "every finished upload will be copied instead of renamed.",
-                        hint="Put the staging folder on the same file system as MEDIA_ROOT.",
-                        id="uploads.W001",
-                    )
-                )
-        except OSError as exc:
-            errors.append(
-                checks.Error(
-                    f"The staging folder {staging} cannot be created: {exc}.",
-                    id="uploads.E002",
-                )
-            )
-    if not upload_settings.MAX_BYTES or upload_settings.MAX_BYTES <= 0:
-        errors.append(
-            checks.Error("UPLOADS_MAX_BYTES must be a positive number of bytes.", id="uploads.E003")
-        )
-    # Said at startup rather than as a 500 on the first request that reads them.
-    for name in ("CLIENT", "EXPIRATION", "CLEANUP_GRACE", "AUTH_RECHECK"):
+    for name, (check_id, hint) in SETTING_ERRORS.items():
         try:
             getattr(upload_settings, name)
         except ImproperlyConfigured as exc:
-            errors.append(checks.Error(str(exc), id="uploads.E004"))
+            errors.append(checks.Error(str(exc), hint=hint, id=check_id))
     return errors
+
+
+@checks.register(checks.Tags.files)
+def check_staging_dir(app_configs, **kwargs):
+    """The staging folder is a folder this user can write, or can be made by it."""
+    try:
+        staging = upload_settings.STAGING_DIR
+    except ImproperlyConfigured:
+        return []  # uploads.E001
+    if os.path.exists(staging) and not staging.is_dir():
+        return [
+            checks.Error(
+                f"UPLOADS_STAGING_DIR {staging} exists and is not a folder.",
+                hint="Point it at a folder, or at a path where one can be made.",
+                id="uploads.E006",
+            )
+        ]
+    # The folder is made when the first upload starts; until then, what decides
+    # is the nearest folder that exists.
+    existing = _nearest_existing(staging)
+    if not existing.is_dir():
+        problem = f"cannot be created: {existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        verb = "written" if existing == staging else "created"
+        problem = f"cannot be {verb}: this user may not write into {existing}"
+    else:
+        return []
+    return [
+        checks.Error(
+            f"UPLOADS_STAGING_DIR {staging} {problem}.",
+            hint="Make the folder, owned by the user the site runs as, or choose another.",
+            id="uploads.E002",
+        )
+    ]
+
+
+@checks.register(checks.Tags.files)
+def check_same_file_system(app_configs, **kwargs):
+    # Finishing an upload renames the staging file into the storage's folder;
+    # across file systems that rename becomes a full copy of the file.
+    try:
+        staging = upload_settings.STAGING_DIR
+        storage = storages[upload_settings.STORAGE]
+    except ImproperlyConfigured:  # also InvalidStorageError
+        return []  # reported above
+    if not isinstance(storage, FileSystemStorage):
+        return []
+    media = Path(storage.location)
+    if _device(staging) == _device(media):
+        return []
+    return [
+        checks.Warning(
+            f"UPLOADS_STAGING_DIR ({staging}) and the storage's folder ({media}) are on "
+            "different file systems: every finished upload will be copied instead of renamed.",
+            hint="Put the staging folder on the same file system as MEDIA_ROOT.",
+            id="uploads.W001",
+        )
+    ]
+
+
+def _nearest_existing(path):
+    """The path itself if it exists, else its nearest ancestor that does."""
+    while not os.path.exists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _device(path):
+    """The file system a path is on, or will be on once its folders are made."""
+    return os.stat(_nearest_existing(Path(path))).st_dev

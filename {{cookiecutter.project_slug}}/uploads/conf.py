@@ -1,11 +1,18 @@
 """
-The uploads app's settings, read from django.conf.settings with their defaults.
+The uploads app's settings: each one's default, written once, and how it is read.
 
-One place for every default, so that code asks `upload_settings.MAX_BYTES` and
-never repeats a fallback. The project's settings.py fills them from the
-environment; the README's table documents each one.
+config/settings.py reads every `UPLOADS_<NAME>` from the environment with the
+default in DEFAULTS below; a project that leaves one out gets the same default.
+Code asks `upload_settings.MAX_BYTES` and never repeats a fallback. `.env.example`
+and the README's table document each one (a template test compares the values).
+
+Numbers and durations may arrive as the environment's text: reading them here,
+not in settings.py, turns a mistake into a `manage.py check` error (uploads.checks)
+instead of a traceback while the settings load. Importing this module has no side
+effect and needs no configured settings, so config/settings.py can import it.
 """
 
+import math
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -14,32 +21,34 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS = {
-    # Where unfinished uploads are written, one file each. Absolute path.
+    # Absolute path of the folder unfinished uploads are written to, one file
+    # each. None: var/staging in the project folder (BASE_DIR).
     "STAGING_DIR": None,
-    # Largest file accepted, in bytes. Finite on purpose.
+    # Bytes: the largest file accepted (50 GiB). Finite on purpose.
     "MAX_BYTES": 50 * 1024**3,
-    # File name extensions accepted ("pdf", ".zip"...); empty means any.
+    # File name extensions accepted ("pdf", ".zip"...); empty accepts any.
     "ALLOWED_EXTENSIONS": (),
-    # How long an unfinished upload lives after its last chunk.
+    # Duration: how long an unfinished upload lives after its last chunk.
     "EXPIRATION": timedelta(days=1),
     # The browser library the upload widget drives: "flow.js" or "resumable.js".
-    "CLIENT": "flow.js",
-    # Chunk size and parallel chunks the upload page asks the browser for.
+    "CLIENT": "{{ cookiecutter.upload_client }}",
+    # Bytes: the chunk size the upload page asks the browser for (8 MiB).
     "CHUNK_SIZE": 8 * 1024**2,
+    # Chunks of one file the upload page sends at once.
     "SIMULTANEOUS_CHUNKS": 3,
-    # Seconds a chunk waits for another request writing the same bytes.
+    # Seconds a chunk waits for another request writing the same bytes (then 503).
     "LOCK_TIMEOUT": 30.0,
-    # How long a worker trusts a session or API token it has checked before it
+    # Duration a worker trusts a session or API token it has checked before it
     # checks it against the database again (0: on every request). A logout or
     # a revoked token takes up to this long to stop chunks already on their way.
     "AUTH_RECHECK": timedelta(seconds=5),
     # Finish a whole upload (hash, move into storage) after answering its last
     # chunk, in a thread of the worker, rather than before.
     "FINISH_IN_BACKGROUND": True,
-    # cleanup_uploads leaves a staging file no upload owns alone until it is this
-    # old: an upload's file exists a moment before its record is committed.
+    # Duration: cleanup_uploads leaves a staging file no upload owns alone until
+    # it is this old, since an upload's file exists a moment before its record.
     "CLEANUP_GRACE": timedelta(hours=1),
-    # Folder inside the storage where finished files go (strftime allowed).
+    # Folder inside the storage where finished files go (strftime codes allowed).
     "UPLOAD_TO": "uploads/%Y/%m/%d",
     # Alias in settings.STORAGES of the storage finished files go to.
     "STORAGE": "default",
@@ -48,24 +57,59 @@ DEFAULTS = {
 # The browser clients the widget can drive, and the endpoint each one talks to.
 CLIENTS = {"flow.js": "flow", "resumable.js": "resumable"}
 
+_DIGITS = re.compile(r"^\s*[0-9]+\s*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(value):
-    """'90', '90s', '15m', '6h', '2d', '1w' or a timedelta -> timedelta."""
+    """'90', '90s', '15m', '6h', '2d', '1w', a number of seconds or a timedelta -> timedelta."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration such as 90s, 15m, 6h or 2d")
-    number, unit = match.groups()
-    return timedelta(seconds=int(number) * _UNITS[unit])
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration such as 90s, 15m, 6h or 2d")
+        number, unit = match.groups()
+        seconds = int(number) * _UNITS[unit]
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{value!r} is longer than any duration Python can hold") from None
+
+
+def _positive_int(name, value):
+    """A whole number above 0, given as an int or as the environment's text."""
+    if isinstance(value, str) and _DIGITS.match(value):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ImproperlyConfigured(
+            f"UPLOADS_{name} must be a positive whole number, not {value!r}."
+        )
+    return value
+
+
+def _seconds(name, value):
+    """A finite number of seconds, 0 or more, given as a number or as text."""
+    try:
+        seconds = float(value) if isinstance(value, str) else value
+    except ValueError:
+        seconds = None
+    number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    if not number or not 0 <= seconds < math.inf:
+        raise ImproperlyConfigured(f"UPLOADS_{name} must be a number of seconds, not {value!r}.")
+    return float(seconds)
 
 
 class UploadSettings:
+    """
+    `upload_settings.NAME` is settings.UPLOADS_NAME (or its default), read and
+    checked. Looked up on every access, so `override_settings` applies at once;
+    a value that cannot be used raises ImproperlyConfigured naming the setting.
+    """
+
     def __getattr__(self, name):
         if name not in DEFAULTS:
             raise AttributeError(name)
@@ -73,14 +117,25 @@ class UploadSettings:
         return getattr(self, f"_clean_{name.lower()}", lambda v: v)(value)
 
     def _clean_staging_dir(self, value):
-        if not value:
+        if value is None or value == "":
             return Path(settings.BASE_DIR) / "var" / "staging"
-        path = Path(value)
-        if not path.is_absolute():
+        if not isinstance(value, str | Path) or not Path(value).is_absolute():
             raise ImproperlyConfigured(
-                f"UPLOADS_STAGING_DIR must be an absolute path, not {value!r}."
+                f"UPLOADS_STAGING_DIR must be an absolute path, not {str(value)!r}."
             )
-        return path
+        return Path(value)
+
+    def _clean_max_bytes(self, value):
+        return _positive_int("MAX_BYTES", value)
+
+    def _clean_chunk_size(self, value):
+        return _positive_int("CHUNK_SIZE", value)
+
+    def _clean_simultaneous_chunks(self, value):
+        return _positive_int("SIMULTANEOUS_CHUNKS", value)
+
+    def _clean_lock_timeout(self, value):
+        return _seconds("LOCK_TIMEOUT", value)
 
     def _clean_client(self, value):
         if value not in CLIENTS:
@@ -90,25 +145,39 @@ class UploadSettings:
         return value
 
     def _clean_allowed_extensions(self, value):
-        return frozenset(ext.lower().lstrip(".") for ext in value if ext.strip())
+        # A string would be taken letter by letter: "pdf" would allow "p", "d", "f".
+        if isinstance(value, str) or not all(isinstance(ext, str) for ext in value):
+            raise ImproperlyConfigured(
+                f"UPLOADS_ALLOWED_EXTENSIONS must be a list of extensions, not {value!r}."
+            )
+        return frozenset(ext.strip().lower().lstrip(".") for ext in value if ext.strip())
 
     def _clean_expiration(self, value):
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise ImproperlyConfigured(f"UPLOADS_EXPIRATION: {exc}.") from exc
+        return self._duration("EXPIRATION", value)
 
     def _clean_auth_recheck(self, value):
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise ImproperlyConfigured(f"UPLOADS_AUTH_RECHECK: {exc}.") from exc
+        return self._duration("AUTH_RECHECK", value)
 
     def _clean_cleanup_grace(self, value):
+        return self._duration("CLEANUP_GRACE", value)
+
+    def _clean_storage(self, value):
+        if value not in settings.STORAGES:
+            raise ImproperlyConfigured(
+                f"UPLOADS_STORAGE names {value!r}, which is not in STORAGES "
+                f"({', '.join(settings.STORAGES)})."
+            )
+        return value
+
+    @staticmethod
+    def _duration(name, value):
         try:
-            return parse_duration(value)
+            duration = parse_duration(value)
         except ValueError as exc:
-            raise ImproperlyConfigured(f"UPLOADS_CLEANUP_GRACE: {exc}.") from exc
+            raise ImproperlyConfigured(f"UPLOADS_{name}: {exc}.") from exc
+        if duration < timedelta(0):
+            raise ImproperlyConfigured(f"UPLOADS_{name}: {value!r} is a negative duration.")
+        return duration
 
 
 upload_settings = UploadSettings()

@@ -1,7 +1,8 @@
 import uuid
 
 from django.conf import settings
-from django.core.files.storage import storages
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import Storage, storages
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -10,8 +11,25 @@ from django.utils import timezone
 from .conf import upload_settings
 
 
+class _UnknownStorage(Storage):
+    """Stands in when UPLOADS_STORAGE names no storage, so that the apps still load
+    and `manage.py check` reports uploads.E007; any use raises that same error."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def __getattribute__(self, name):
+        if name == "error" or name.startswith("__"):
+            return super().__getattribute__(name)
+        raise self.error
+
+
 def _storage():
-    return storages[upload_settings.STORAGE]
+    try:
+        alias = upload_settings.STORAGE
+    except ImproperlyConfigured as exc:
+        return _UnknownStorage(exc)
+    return storages[alias]
 
 
 def upload_to(upload, filename):
