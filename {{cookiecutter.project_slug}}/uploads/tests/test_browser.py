@@ -97,7 +97,18 @@ class Page:
         self.context.set_default_timeout(WAIT_MS)
         self.page = self.context.new_page()
         self.errors = []
+        self.scripts = []  # every script the tab loaded: (url, status, Cache-Control)
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on(
+            "response",
+            lambda response: (
+                self.scripts.append(
+                    (response.url, response.status, response.headers.get("cache-control", ""))
+                )
+                if response.request.resource_type == "script"
+                else None
+            ),
+        )
         self.page.on(
             "console",
             lambda msg: (
@@ -327,6 +338,39 @@ def test_cancel_deletes_the_bytes_already_sent(open_page, tmp_path, sites):
     expect(tab.page.locator("#uploads-table tr", has_text="cancel-me.bin")).to_contain_text(
         "Cancelled"
     )
+    tab.assert_no_console_errors()
+
+
+def test_the_widget_modules_load_under_their_hashed_names(open_page, tmp_path):
+    """
+    The widget is ES modules importing each other (main.js, core.js, views/...).
+    collectstatic hashes their names and rewrites the imports to match, so a
+    browser never runs a cached old module beside a new release's: each one
+    comes under its hashed name, cached for good, and the widget runs.
+    """
+    tab = open_page()
+    modules = {
+        re.sub(r"\.[0-9a-f]{12}\.js$", ".js", url.split("/static/uploads/js/")[1]): (url, status, cache)
+        for url, status, cache in tab.scripts
+        if "/static/uploads/js/" in url
+    }
+    assert set(modules) == {
+        "main.js",
+        "api.js",
+        "core.js",
+        "format.js",
+        "drivers/common.js",
+        "drivers/flow.js",
+        "drivers/resumable.js",
+        "views/drop_zone.js",
+        "views/list.js",
+        "views/rows.js",
+    }
+    for url, status, cache in modules.values():
+        assert re.search(r"\.[0-9a-f]{12}\.js$", url), f"not a hashed name: {url}"
+        assert status == 200 and "immutable" in cache, (url, status, cache)
+    tab.choose(make_file(tmp_path, "program.exe", 10, "exe"))
+    tab.wait_state("program.exe", "rejected")
     tab.assert_no_console_errors()
 
 

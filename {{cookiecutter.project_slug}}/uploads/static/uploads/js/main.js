@@ -1,0 +1,71 @@
+/*
+ * The upload widget's entry point, on the upload page and inside forms
+ * (uploads.widgets.ResumableFileWidget, the admin's included). Loaded as a
+ * native ES module, after the vendored client's classic script; no build step.
+ *
+ * For every [data-upload-widget] it reads the settings the server wrote into
+ * the widget's JSON <script> (never hard-coded here), builds a queue (core.js)
+ * over the chosen client's driver, and wires the views to it. The queue's
+ * started/complete/failed/cancelled events bubble from the widget as
+ * "uploads:<name>" DOM events, with {upload, name} in event.detail.
+ */
+
+import {StatusApi, csrfToken} from "./api.js";
+import {UploadQueue} from "./core.js";
+import {flowDriver} from "./drivers/flow.js";
+import {resumableDriver} from "./drivers/resumable.js";
+import {bindDropZone} from "./views/drop_zone.js";
+import {keepListCurrent} from "./views/list.js";
+import {showRows} from "./views/rows.js";
+
+const DRIVERS = {flow: flowDriver, resumable: resumableDriver};
+const PAGE_EVENTS = ["started", "complete", "failed", "cancelled"];
+
+function configOf(root) {
+  return JSON.parse(root.querySelector("script[type='application/json']").textContent);
+}
+
+export function attach(root) {
+  const config = configOf(root);
+  const driver = DRIVERS[config.protocol];
+  if (!driver) throw new Error("uploads: unknown client " + config.protocol);
+  const queue = new UploadQueue(config, new StatusApi(config.api, csrfToken(root)), driver);
+  if (!queue.supported) {
+    root.querySelector(".upload-unsupported").hidden = false;
+    return queue;
+  }
+  showRows(root.querySelector(".upload-rows"), queue);
+  bindDropZone(root, (files) => queue.choose(files));
+  window.addEventListener("online", () => queue.retryAfterNetworkLoss());
+  for (const name of PAGE_EVENTS) {
+    queue.addEventListener(name, ({detail: {file, upload}}) => {
+      root.dispatchEvent(new CustomEvent("uploads:" + name, {bubbles: true, detail: {upload, name: file.name}}));
+    });
+  }
+  const hidden = root.querySelector("input.upload-value");
+  if (hidden) fillFormField(root, hidden);
+  return queue;
+}
+
+// In a form the field's value is the upload's id, set as soon as it is known,
+// so that a form sent too early gets the server's "not finished" error.
+function fillFormField(root, hidden) {
+  const current = root.querySelector(".upload-current");
+  root.addEventListener("uploads:started", (event) => { hidden.value = event.detail.upload.id; });
+  root.addEventListener("uploads:complete", (event) => {
+    hidden.value = event.detail.upload.id;
+    if (current) current.textContent = "";
+  });
+}
+
+// Module scripts run once the document is parsed: every widget is there.
+const widgets = [...document.querySelectorAll("[data-upload-widget]")];
+widgets.forEach(attach);
+
+const list = document.getElementById("uploads-list");
+if (list && widgets.length) {
+  const refresh = keepListCurrent(list, new StatusApi(configOf(widgets[0]).api, csrfToken(list)));
+  for (const name of ["complete", "cancelled", "failed"]) {
+    document.addEventListener("uploads:" + name, refresh);
+  }
+}
