@@ -8,7 +8,6 @@ from uploads.conf, so that no number is hard-coded in JavaScript.
 """
 
 from django import forms
-from django.forms import Script
 from django.db.models.fields.files import FieldFile
 from django.urls import reverse
 
@@ -43,7 +42,10 @@ def widget_config(*, single=False):
 def widget_media():
     return forms.Media(
         css={"all": ["uploads/css/uploads.css"]},
-        js=[CLIENT_SCRIPTS[upload_settings.CLIENT], Script("uploads/js/main.js", type="module")],
+        js=[
+            CLIENT_SCRIPTS[upload_settings.CLIENT],
+            forms.Script("uploads/js/main.js", type="module"),
+        ],
     )
 
 
