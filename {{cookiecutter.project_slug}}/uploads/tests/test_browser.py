@@ -376,6 +376,31 @@ def test_the_widget_modules_load_under_their_hashed_names(open_page, tmp_path):
     tab.assert_no_console_errors()
 
 
+def test_an_unfinished_upload_is_cancelled_from_the_list(open_page, tmp_path, sites):
+    """After a reload the list (drawn by the server) offers Cancel, and redraws itself."""
+    tab = open_page()
+    path = make_file(tmp_path, "left-behind.bin", 6 * CHUNK, "left")
+    gate = ChunkGate(tab.page, let_through=2)
+    tab.choose(path)
+    tab.wait_until(lambda: gate.answered == 2 and gate.held, "two chunks stored")
+    upload = tab.upload_named("left-behind.bin")
+    staged = sites().staging / f"{upload['id']}.part"
+    assert staged.exists()
+    tab.page.reload()
+    gate.open()
+    listed = tab.page.locator(f"#upload-{upload['id']}")
+    expect(listed).to_contain_text("Uploading")
+    expect(tab.page.locator("#uploads-unfinished")).to_contain_text("1 unfinished upload")
+
+    listed.get_by_role("button", name="Cancel").click()
+    expect(listed).to_contain_text("Cancelled")
+    expect(listed.get_by_role("button", name="Cancel")).to_have_count(0)
+    expect(tab.page.locator("#uploads-unfinished")).to_have_count(0)
+    assert tab.api(f"/uploads/api/uploads/{upload['id']}/")["status"] == "cancelled"
+    assert not staged.exists()
+    tab.assert_no_console_errors()
+
+
 def test_too_large_and_forbidden_types_are_refused_before_sending(open_page, tmp_path):
     tab = open_page()
     posts = chunk_requests(tab.page)

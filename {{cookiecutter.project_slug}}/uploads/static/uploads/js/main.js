@@ -59,12 +59,11 @@ function fillFormField(root, hidden) {
 }
 
 // Module scripts run once the document is parsed: every widget is there.
-const widgets = [...document.querySelectorAll("[data-upload-widget]")];
-widgets.forEach(attach);
+document.querySelectorAll("[data-upload-widget]").forEach(attach);
 
 const list = document.getElementById("uploads-list");
-if (list && widgets.length) {
-  const refresh = keepListCurrent(list, new StatusApi(configOf(widgets[0]).api, csrfToken(list)));
+if (list) {
+  const refresh = keepListCurrent(list, new StatusApi(list.dataset.api, csrfToken(list)));
   for (const name of ["complete", "cancelled", "failed"]) {
     document.addEventListener("uploads:" + name, refresh);
   }

@@ -4,6 +4,9 @@
  * finishes, fails or is cancelled it fetches the page again and puts the
  * server's fresh list in place, so the list has one renderer. Its Cancel
  * buttons ask the status API to drop an unfinished upload.
+ *
+ * `container` is the page's #uploads-list, whose data-refresh-url is the page
+ * to fetch; returns the function that refreshes it.
  */
 
 export function keepListCurrent(container, api) {
