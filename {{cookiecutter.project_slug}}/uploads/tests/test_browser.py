@@ -222,6 +222,11 @@ def make_file(folder, name, size, seed):
     return path
 
 
+def staged_file(site, upload):
+    """Where the site keeps an unfinished upload's bytes (uploads/staging.py)."""
+    return site.staging / f"{upload['id'].replace('-', '')}.part"
+
+
 def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -327,8 +332,9 @@ def test_cancel_deletes_the_bytes_already_sent(open_page, tmp_path, sites):
     tab.choose(path)
     tab.wait_until(lambda: gate.answered == 2 and gate.held, "two chunks stored")
     upload = tab.upload_named("cancel-me.bin")
-    staged = sites().staging / f"{upload['id']}.part"
+    staged = staged_file(sites(), upload)
     assert upload["received_bytes"] == 2 * CHUNK
+    assert staged.exists()
 
     tab.row("cancel-me.bin").get_by_role("button", name="Cancel").click()
     expect(tab.row("cancel-me.bin").locator(".upload-message")).to_contain_text("deleted")
@@ -384,7 +390,7 @@ def test_an_unfinished_upload_is_cancelled_from_the_list(open_page, tmp_path, si
     tab.choose(path)
     tab.wait_until(lambda: gate.answered == 2 and gate.held, "two chunks stored")
     upload = tab.upload_named("left-behind.bin")
-    staged = sites().staging / f"{upload['id']}.part"
+    staged = staged_file(sites(), upload)
     assert staged.exists()
     tab.page.reload()
     gate.open()
