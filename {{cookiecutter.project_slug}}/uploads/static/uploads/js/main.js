@@ -8,6 +8,7 @@
  * over the chosen client's driver, and wires the views to it. The queue's
  * started/complete/failed/cancelled events bubble from the widget as
  * "uploads:<name>" DOM events, with {upload, name} in event.detail.
+ * attach(root) is exported for a widget added to the page later.
  */
 
 import {StatusApi, csrfToken} from "./api.js";
@@ -43,17 +44,16 @@ export function attach(root) {
     });
   }
   const hidden = root.querySelector("input.upload-value");
-  if (hidden) fillFormField(root, hidden);
+  if (hidden) fillFormField(queue, hidden, root.querySelector(".upload-current"));
   return queue;
 }
 
 // In a form the field's value is the upload's id, set as soon as it is known,
 // so that a form sent too early gets the server's "not finished" error.
-function fillFormField(root, hidden) {
-  const current = root.querySelector(".upload-current");
-  root.addEventListener("uploads:started", (event) => { hidden.value = event.detail.upload.id; });
-  root.addEventListener("uploads:complete", (event) => {
-    hidden.value = event.detail.upload.id;
+function fillFormField(queue, hidden, current) {
+  queue.addEventListener("started", ({detail: {upload}}) => { hidden.value = upload.id; });
+  queue.addEventListener("complete", ({detail: {upload}}) => {
+    hidden.value = upload.id;
     if (current) current.textContent = "";
   });
 }
