@@ -1,6 +1,8 @@
 """The vendored upload clients are exactly the pinned npm packages' files.
 
-frontend/scripts/vendor.mjs copies them and writes manifest.json; these tests
+frontend/scripts/vendor.mjs copies them and writes a manifest.json beside the
+copies in each destination: the static vendor folder (what every site serves)
+and the tests' assets (tus-js-client, which only a test loads). These tests
 catch a hand edit, a stale copy after a version bump, or a file nobody listed.
 """
 
@@ -16,8 +18,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FRONTEND_DIR = REPO_ROOT / "frontend"
 NODE_MODULES = FRONTEND_DIR / "node_modules"
 TEMPLATE_DIR = REPO_ROOT / "{{cookiecutter.project_slug}}"
-VENDOR_DIR = TEMPLATE_DIR / "uploads" / "static" / "uploads" / "vendor"
-MANIFEST_PATH = VENDOR_DIR / "manifest.json"
+# Each destination of vendor.mjs, and the libraries it must hold.
+DESTINATIONS = {
+    TEMPLATE_DIR / "uploads" / "static" / "uploads" / "vendor": ["flow.js", "resumable.js"],
+    TEMPLATE_DIR / "uploads" / "tests" / "assets": ["tus-js-client"],
+}
+MANIFEST_NAME = "manifest.json"
 
 EXACT_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 SOURCE_MAP_COMMENT = re.compile(rb"^//# sourceMappingURL=(\S+)\s*$", re.MULTILINE)
@@ -31,61 +37,75 @@ def _sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-MANIFEST = _read_json(MANIFEST_PATH)
-LIBRARIES = MANIFEST["libraries"]
-FILES = [(lib, entry) for lib, info in sorted(LIBRARIES.items()) for entry in info["files"]]
-FILE_IDS = [entry["path"] for _, entry in FILES]
+MANIFESTS = {folder: _read_json(folder / MANIFEST_NAME) for folder in DESTINATIONS}
+LIBRARIES = [
+    (folder, lib, info)
+    for folder, manifest in MANIFESTS.items()
+    for lib, info in sorted(manifest["libraries"].items())
+]
+FILES = [(folder, info, entry) for folder, _, info in LIBRARIES for entry in info["files"]]
+FILE_IDS = [entry["path"] for _, _, entry in FILES]
+FOLDER_IDS = [folder.relative_to(TEMPLATE_DIR).as_posix() for folder in DESTINATIONS]
 
 
-def test_manifest_is_stable_json():
+@pytest.mark.parametrize("folder", DESTINATIONS, ids=FOLDER_IDS)
+def test_manifest_is_stable_json(folder):
     # vendor.mjs writes sorted, two-space JSON with a trailing newline, so a
     # rerun gives no diff; anything else means it was edited by hand.
-    expected = json.dumps(MANIFEST, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    assert MANIFEST_PATH.read_text(encoding="utf-8") == expected
+    expected = json.dumps(MANIFESTS[folder], indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert (folder / MANIFEST_NAME).read_text(encoding="utf-8") == expected
 
 
-def test_manifest_lists_the_three_clients():
-    assert sorted(LIBRARIES) == ["flow.js", "resumable.js", "tus-js-client"]
-    for lib, info in LIBRARIES.items():
+@pytest.mark.parametrize(("folder", "expected"), DESTINATIONS.items(), ids=FOLDER_IDS)
+def test_each_library_sits_where_it_is_used(folder, expected):
+    # The site serves flow.js and resumable.js; tus-js-client is a test asset.
+    libraries = MANIFESTS[folder]["libraries"]
+    assert sorted(libraries) == expected
+    for lib, info in libraries.items():
         assert info["files"], f"{lib} lists no files"
         paths = [entry["path"] for entry in info["files"]]
         assert paths == sorted(paths), f"{lib}: files are not sorted"
         assert all(path.startswith(f"{lib}/") for path in paths), f"{lib}: file outside its folder"
 
 
-@pytest.mark.parametrize(("lib", "entry"), FILES, ids=FILE_IDS)
-def test_listed_file_matches_its_hash(lib, entry):
-    path = VENDOR_DIR / entry["path"]
-    assert path.is_file(), f"{entry['path']} is listed in manifest.json but missing"
+@pytest.mark.parametrize(("folder", "info", "entry"), FILES, ids=FILE_IDS)
+def test_listed_file_matches_its_hash(folder, info, entry):
+    path = folder / entry["path"]
+    assert path.is_file(), f"{entry['path']} is listed in {MANIFEST_NAME} but missing"
     assert path.stat().st_size == entry["size"], f"{entry['path']} has the wrong size"
     assert _sha256(path) == entry["sha256"], f"{entry['path']} differs from its manifest hash"
 
 
-def test_every_vendored_file_is_listed():
+@pytest.mark.parametrize("folder", DESTINATIONS, ids=FOLDER_IDS)
+def test_every_vendored_file_is_listed(folder):
     on_disk = {
-        path.relative_to(VENDOR_DIR).as_posix()
-        for path in VENDOR_DIR.rglob("*")
-        if path.is_file() and path != MANIFEST_PATH
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file() and path.name != MANIFEST_NAME
     }
-    listed = set(FILE_IDS)
-    assert not on_disk - listed, f"not in manifest.json: {sorted(on_disk - listed)}"
+    listed = {entry["path"] for f, _, entry in FILES if f == folder}
+    assert not on_disk - listed, f"not in {MANIFEST_NAME}: {sorted(on_disk - listed)}"
     assert not listed - on_disk, f"listed but missing: {sorted(listed - on_disk)}"
 
 
-@pytest.mark.parametrize("lib", sorted(LIBRARIES))
-def test_each_library_keeps_its_licence(lib):
-    assert (VENDOR_DIR / lib / "LICENSE").is_file()
+@pytest.mark.parametrize(
+    ("folder", "lib"),
+    [(folder, lib) for folder, lib, _ in LIBRARIES],
+    ids=[lib for _, lib, _ in LIBRARIES],
+)
+def test_each_library_keeps_its_licence(folder, lib):
+    assert (folder / lib / "LICENSE").is_file()
 
 
 @pytest.mark.parametrize(
-    ("lib", "entry"),
-    [(lib, entry) for lib, entry in FILES if entry["path"].endswith(".js")],
+    ("folder", "entry"),
+    [(folder, entry) for folder, _, entry in FILES if entry["path"].endswith(".js")],
     ids=[path for path in FILE_IDS if path.endswith(".js")],
 )
-def test_source_maps_named_by_a_bundle_are_vendored(lib, entry):
+def test_source_maps_named_by_a_bundle_are_vendored(folder, entry):
     # Django's ManifestStaticFilesStorage (WhiteNoise's too) fails
     # collectstatic when a sourceMappingURL names a file that is not there.
-    js = VENDOR_DIR / entry["path"]
+    js = folder / entry["path"]
     for url in SOURCE_MAP_COMMENT.findall(js.read_bytes()):
         url = url.decode()
         if url.startswith("data:"):
@@ -100,7 +120,7 @@ def test_versions_match_the_exact_pins():
     lock_root = lock["packages"][""]
     lock_pins = {**lock_root.get("dependencies", {}), **lock_root.get("devDependencies", {})}
 
-    for lib, info in sorted(LIBRARIES.items()):
+    for _, lib, info in LIBRARIES:
         name, version = info["npm"], info["version"]
         assert EXACT_VERSION.match(pins[name]), f"{name} is not pinned exactly: {pins[name]!r}"
         assert version == pins[name], f"{lib}: manifest has {version}, package.json pins {pins[name]}"
@@ -110,23 +130,23 @@ def test_versions_match_the_exact_pins():
         assert locked["integrity"] == info["integrity"], f"{lib}: tarball integrity differs"
 
 
-@pytest.mark.parametrize(("lib", "entry"), FILES, ids=FILE_IDS)
-def test_copy_is_byte_for_byte_the_package_file(lib, entry):
+@pytest.mark.parametrize(("folder", "info", "entry"), FILES, ids=FILE_IDS)
+def test_copy_is_byte_for_byte_the_package_file(folder, info, entry):
     if not NODE_MODULES.is_dir():
         pytest.skip("frontend/node_modules is not installed (run `npm ci` in frontend/)")
     if entry.get("generated"):
         pytest.skip(f"{entry['path']} was written from package.json, not copied")
-    package_dir = NODE_MODULES.joinpath(*LIBRARIES[lib]["npm"].split("/"))
+    package_dir = NODE_MODULES.joinpath(*info["npm"].split("/"))
     installed = _read_json(package_dir / "package.json")["version"]
-    assert installed == LIBRARIES[lib]["version"], (
-        f"node_modules has {LIBRARIES[lib]['npm']} {installed}; run `npm ci` in frontend/"
+    assert installed == info["version"], (
+        f"node_modules has {info['npm']} {installed}; run `npm ci` in frontend/"
     )
     source = package_dir / entry["source"]
-    assert source.is_file(), f"{LIBRARIES[lib]['npm']} no longer ships {entry['source']}"
-    assert (VENDOR_DIR / entry["path"]).read_bytes() == source.read_bytes()
+    assert source.is_file(), f"{info['npm']} no longer ships {entry['source']}"
+    assert (folder / entry["path"]).read_bytes() == source.read_bytes()
 
 
-def test_cookiecutter_copies_the_vendor_folder_without_rendering():
+def test_cookiecutter_copies_the_vendored_files_without_rendering():
     # tus.min.js contains "{{", which Jinja would choke on. Cookiecutter matches
     # _copy_without_render globs against paths relative to the inside of
     # {{cookiecutter.project_slug}}/, trying each folder on the way down and
@@ -143,7 +163,8 @@ def test_cookiecutter_copies_the_vendor_folder_without_rendering():
 
     rendered = [
         path.relative_to(TEMPLATE_DIR).as_posix()
-        for path in sorted(VENDOR_DIR.rglob("*"))
+        for folder in DESTINATIONS
+        for path in sorted(folder.rglob("*"))
         if path.is_file() and not copied_verbatim(path.relative_to(TEMPLATE_DIR).as_posix())
     ]
     assert not rendered, f"_copy_without_render does not cover: {rendered}"

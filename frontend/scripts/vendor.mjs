@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Copies the pinned upload clients, byte for byte, from node_modules into the
-// uploads app's static vendor folder and records them in manifest.json.
+// uploads app, and records them in a manifest.json beside the copies: the
+// clients the site serves go to its static vendor folder, tus-js-client (only
+// a test loads it) to its tests' assets, so that no site serves it.
 //
 //   node scripts/vendor.mjs           write the copies and the manifest
 //   node scripts/vendor.mjs --check   verify them; exit 1 listing every mismatch
@@ -24,24 +26,23 @@ import { fileURLToPath } from "node:url";
 const FRONTEND_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const REPO_ROOT = resolve(FRONTEND_DIR, "..");
 const NODE_MODULES = join(FRONTEND_DIR, "node_modules");
-const VENDOR_DIR = join(
-  REPO_ROOT,
-  "{{cookiecutter.project_slug}}",
-  "uploads",
-  "static",
-  "uploads",
-  "vendor",
-);
+const APP_DIR = join(REPO_ROOT, "{{cookiecutter.project_slug}}", "uploads");
+// Where a library's copies go; each folder has its own manifest.json.
+const DESTINATIONS = {
+  static: join(APP_DIR, "static", "uploads", "vendor"),
+  tests: join(APP_DIR, "tests", "assets"),
+};
 const MANIFEST_NAME = "manifest.json";
 const VENDORED_LICENSE_NAME = "LICENSE";
 
 // What each package ships for the browser: `source` is inside the package,
-// `dest` inside vendor/<dir>/. Source maps named by a copied file's
+// `dest` inside <destination>/<dir>/. Source maps named by a copied file's
 // sourceMappingURL comment are added automatically (see sourceMapsOf).
 const LIBRARIES = [
   {
     dir: "flow.js",
     npm: "@flowjs/flow.js",
+    destination: "static",
     // Not src/flow.js (the package's "main"): it still holds the
     // '<%= version %>' placeholder that the build fills in.
     files: [
@@ -52,17 +53,16 @@ const LIBRARIES = [
   {
     dir: "resumable.js",
     npm: "resumablejs",
+    destination: "static",
     files: [{ source: "resumable.js", dest: "resumable.js" }],
   },
   {
     dir: "tus-js-client",
     npm: "tus-js-client",
-    // The UMD bundles that set window.tus; the package's lib*/ folders are
+    destination: "tests",
+    // The UMD bundle that sets window.tus; the package's lib*/ folders are
     // CommonJS/ESM modules that need a bundler.
-    files: [
-      { source: "dist/tus.js", dest: "tus.js" },
-      { source: "dist/tus.min.js", dest: "tus.min.js" },
-    ],
+    files: [{ source: "dist/tus.min.js", dest: "tus.min.js" }],
   },
 ];
 
@@ -142,21 +142,28 @@ function generatedLicense(lib, packageJson) {
   );
 }
 
-// Everything the vendor folder should hold: one entry per file, with its
-// bytes, plus the manifest built from them.
+// Everything each destination folder should hold: one entry per file, with
+// its bytes, plus the manifest built from them.
 function plan() {
   if (!existsSync(NODE_MODULES)) {
     throw new VendorError("frontend/node_modules is missing; run `npm ci` in frontend/ first.");
   }
   const pins = pinnedVersions();
   const lock = readJson(join(FRONTEND_DIR, "package-lock.json"));
-  const outputs = new Map();
-  const manifest = {
-    _generated_by: "frontend/scripts/vendor.mjs; do not edit, rerun `npm run vendor`",
-    libraries: {},
-  };
+  const folders = Object.entries(DESTINATIONS).map(([name, root]) => ({
+    name,
+    root,
+    outputs: new Map(),
+    manifest: {
+      _generated_by: "frontend/scripts/vendor.mjs; do not edit, rerun `npm run vendor`",
+      libraries: {},
+    },
+  }));
 
   for (const lib of LIBRARIES) {
+    const folder = folders.find((f) => f.name === lib.destination);
+    if (!folder) throw new VendorError(`${lib.npm}: unknown destination ${lib.destination}.`);
+    const { outputs, manifest } = folder;
     const packageDir = join(NODE_MODULES, ...lib.npm.split("/"));
     if (!existsSync(join(packageDir, "package.json"))) {
       throw new VendorError(`${lib.npm} is not installed; run \`npm ci\` in frontend/.`);
@@ -221,63 +228,71 @@ function plan() {
     };
   }
 
-  return { outputs, manifestText: stableStringify(manifest) };
+  return folders.map(({ root, outputs, manifest }) => ({
+    root,
+    outputs,
+    manifestText: stableStringify(manifest),
+  }));
 }
 
-// Every file under the vendor folder, as posix paths relative to it.
-function existingFiles(dir = VENDOR_DIR) {
+// Every file under a destination folder, as posix paths relative to it.
+function existingFiles(root, dir = root) {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const full = join(dir, entry.name);
-    if (entry.isDirectory()) return existingFiles(full);
-    return [toPosix(relative(VENDOR_DIR, full))];
+    if (entry.isDirectory()) return existingFiles(root, full);
+    return [toPosix(relative(root, full))];
   });
 }
 
-function removeEmptyDirs(dir) {
+function removeEmptyDirs(root, dir = root) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.isDirectory()) removeEmptyDirs(join(dir, entry.name));
+    if (entry.isDirectory()) removeEmptyDirs(root, join(dir, entry.name));
   }
-  if (dir !== VENDOR_DIR && readdirSync(dir).length === 0) rmdirSync(dir);
+  if (dir !== root && readdirSync(dir).length === 0) rmdirSync(dir);
 }
 
-function write({ outputs, manifestText }) {
-  mkdirSync(VENDOR_DIR, { recursive: true });
-  for (const path of existingFiles()) {
+function write({ root, outputs, manifestText }) {
+  const where = toPosix(relative(REPO_ROOT, root));
+  mkdirSync(root, { recursive: true });
+  for (const path of existingFiles(root)) {
     if (path !== MANIFEST_NAME && !outputs.has(path)) {
-      rmSync(join(VENDOR_DIR, ...path.split("/")));
-      console.log(`removed  ${path}`);
+      rmSync(join(root, ...path.split("/")));
+      console.log(`removed  ${where}/${path}`);
     }
   }
-  removeEmptyDirs(VENDOR_DIR);
+  removeEmptyDirs(root);
   for (const [path, bytes] of outputs) {
-    const target = join(VENDOR_DIR, ...path.split("/"));
+    const target = join(root, ...path.split("/"));
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, bytes);
-    console.log(`wrote    ${path} (${bytes.length} bytes)`);
+    console.log(`wrote    ${where}/${path} (${bytes.length} bytes)`);
   }
-  writeFileSync(join(VENDOR_DIR, MANIFEST_NAME), manifestText);
-  console.log(`wrote    ${MANIFEST_NAME}`);
+  writeFileSync(join(root, MANIFEST_NAME), manifestText);
+  console.log(`wrote    ${where}/${MANIFEST_NAME}`);
 }
 
-function check({ outputs, manifestText }) {
+function check({ root, outputs, manifestText }) {
+  const where = toPosix(relative(REPO_ROOT, root));
   const problems = [];
   for (const [path, bytes] of outputs) {
-    const target = join(VENDOR_DIR, ...path.split("/"));
+    const target = join(root, ...path.split("/"));
     if (!existsSync(target)) {
-      problems.push(`missing:    ${path}`);
+      problems.push(`missing:    ${where}/${path}`);
     } else if (!readFileSync(target).equals(bytes)) {
-      problems.push(`differs:    ${path} (not the package's bytes)`);
+      problems.push(`differs:    ${where}/${path} (not the package's bytes)`);
     }
   }
-  for (const path of existingFiles()) {
-    if (path !== MANIFEST_NAME && !outputs.has(path)) problems.push(`unexpected: ${path}`);
+  for (const path of existingFiles(root)) {
+    if (path !== MANIFEST_NAME && !outputs.has(path)) {
+      problems.push(`unexpected: ${where}/${path}`);
+    }
   }
-  const manifestPath = join(VENDOR_DIR, MANIFEST_NAME);
+  const manifestPath = join(root, MANIFEST_NAME);
   if (!existsSync(manifestPath)) {
-    problems.push(`missing:    ${MANIFEST_NAME}`);
+    problems.push(`missing:    ${where}/${MANIFEST_NAME}`);
   } else if (readFileSync(manifestPath, "utf8") !== manifestText) {
-    problems.push(`differs:    ${MANIFEST_NAME} (stale or edited by hand)`);
+    problems.push(`differs:    ${where}/${MANIFEST_NAME} (stale or edited by hand)`);
   }
   return problems;
 }
@@ -297,20 +312,20 @@ function main(argv) {
     console.error(`vendor: ${error.message}`);
     return 1;
   }
-  const where = toPosix(relative(REPO_ROOT, VENDOR_DIR));
   if (!checkOnly) {
-    write(planned);
-    console.log(`vendored ${LIBRARIES.length} libraries into ${where}`);
+    planned.forEach(write);
+    console.log(`vendored ${LIBRARIES.length} libraries`);
     return 0;
   }
-  const problems = check(planned);
+  const problems = planned.flatMap(check);
   if (problems.length) {
-    console.error(`vendor --check: ${where} does not match node_modules:`);
+    console.error("vendor --check: the copies do not match node_modules:");
     for (const problem of problems) console.error(`  ${problem}`);
     console.error("Run `npm run vendor` in frontend/ and commit the result.");
     return 1;
   }
-  console.log(`vendor --check: ${where} matches ${planned.outputs.size} files from node_modules`);
+  const count = planned.reduce((sum, folder) => sum + folder.outputs.size, 0);
+  console.log(`vendor --check: ${count} files match node_modules`);
   return 0;
 }
 

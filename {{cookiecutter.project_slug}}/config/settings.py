@@ -160,7 +160,8 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": env(
             "DJANGO_STATICFILES_STORAGE",
-            default="whitenoise.storage.CompressedManifestStaticFilesStorage",
+            # WhiteNoise's, with ES module imports hashed too (config/staticfiles.py).
+            default="config.staticfiles.StaticFilesStorage",
         )
     },
 }

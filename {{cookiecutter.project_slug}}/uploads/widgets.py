@@ -2,9 +2,9 @@
 The upload widget: a drop zone whose files go up in chunks in the background.
 
 The page (`/uploads/`) and ResumableFileWidget (any form) draw the same
-template and run the same script, uploads/js/uploads.js. Its settings are
-passed in a JSON <script> inside the widget, built here from uploads.conf, so
-that no number is hard-coded in JavaScript.
+template and run the same native ES modules, entered at uploads/js/main.js.
+Their settings are passed in a JSON <script> inside the widget, built here
+from uploads.conf, so that no number is hard-coded in JavaScript.
 """
 
 from django import forms
@@ -13,7 +13,9 @@ from django.urls import reverse
 
 from .conf import CLIENTS, upload_settings
 
-# The vendored library each client loads (uploads/static/uploads/vendor/).
+# The vendored library each client loads (uploads/static/uploads/vendor/): a
+# classic script defining a global, so it comes before the widget's module,
+# which (like every module) runs once the page is parsed.
 CLIENT_SCRIPTS = {
     "flow.js": "uploads/vendor/flow.js/flow.min.js",
     "resumable.js": "uploads/vendor/resumable.js/resumable.js",
@@ -40,7 +42,10 @@ def widget_config(*, single=False):
 def widget_media():
     return forms.Media(
         css={"all": ["uploads/css/uploads.css"]},
-        js=[CLIENT_SCRIPTS[upload_settings.CLIENT], "uploads/js/uploads.js"],
+        js=[
+            CLIENT_SCRIPTS[upload_settings.CLIENT],
+            forms.Script("uploads/js/main.js", type="module"),
+        ],
     )
 
 

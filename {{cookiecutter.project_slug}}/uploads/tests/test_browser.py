@@ -97,7 +97,18 @@ class Page:
         self.context.set_default_timeout(WAIT_MS)
         self.page = self.context.new_page()
         self.errors = []
+        self.scripts = []  # every script the tab loaded: (url, status, Cache-Control)
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on(
+            "response",
+            lambda response: (
+                self.scripts.append(
+                    (response.url, response.status, response.headers.get("cache-control", ""))
+                )
+                if response.request.resource_type == "script"
+                else None
+            ),
+        )
         self.page.on(
             "console",
             lambda msg: (
@@ -211,6 +222,11 @@ def make_file(folder, name, size, seed):
     return path
 
 
+def staged_file(site, upload):
+    """Where the site keeps an unfinished upload's bytes (uploads/staging.py)."""
+    return site.staging / f"{upload['id'].replace('-', '')}.part"
+
+
 def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -316,17 +332,78 @@ def test_cancel_deletes_the_bytes_already_sent(open_page, tmp_path, sites):
     tab.choose(path)
     tab.wait_until(lambda: gate.answered == 2 and gate.held, "two chunks stored")
     upload = tab.upload_named("cancel-me.bin")
-    staged = sites().staging / f"{upload['id']}.part"
+    staged = staged_file(sites(), upload)
     assert upload["received_bytes"] == 2 * CHUNK
+    assert staged.exists()
 
     tab.row("cancel-me.bin").get_by_role("button", name="Cancel").click()
     expect(tab.row("cancel-me.bin").locator(".upload-message")).to_contain_text("deleted")
     gate.open()
     assert tab.api(f"/uploads/api/uploads/{upload['id']}/")["status"] == "cancelled"
     assert not staged.exists()
-    expect(tab.page.locator("#uploads-table tr", has_text="cancel-me.bin")).to_contain_text(
-        "Cancelled"
-    )
+    # The list's row, by the id Upload.get_absolute_url() links to.
+    expect(tab.page.locator(f"#upload-{upload['id']}")).to_contain_text("Cancelled")
+    tab.assert_no_console_errors()
+
+
+HASHED_NAME = re.compile(r"\.[0-9a-f]{12}\.js$")  # collectstatic's name.<hash>.js
+
+
+def test_the_widget_modules_load_under_their_hashed_names(open_page, tmp_path):
+    """
+    The widget is ES modules importing each other (main.js, core.js, views/...).
+    collectstatic hashes their names and rewrites the imports to match, so a
+    browser never runs a cached old module beside a new release's: each one
+    comes under its hashed name, cached for good, and the widget runs.
+    """
+    tab = open_page()
+    modules = {}
+    for url, status, cache in tab.scripts:
+        if "/static/uploads/js/" in url:
+            name = HASHED_NAME.sub(".js", url.split("/static/uploads/js/")[1])
+            modules[name] = (url, status, cache)
+    assert set(modules) == {
+        "main.js",
+        "api.js",
+        "core.js",
+        "format.js",
+        "drivers/common.js",
+        "drivers/flow.js",
+        "drivers/resumable.js",
+        "views/drop_zone.js",
+        "views/list.js",
+        "views/rows.js",
+    }
+    for url, status, cache in modules.values():
+        assert HASHED_NAME.search(url), f"not a hashed name: {url}"
+        assert status == 200 and "immutable" in cache, (url, status, cache)
+    tab.choose(make_file(tmp_path, "program.exe", 10, "exe"))
+    tab.wait_state("program.exe", "rejected")
+    tab.assert_no_console_errors()
+
+
+def test_an_unfinished_upload_is_cancelled_from_the_list(open_page, tmp_path, sites):
+    """After a reload the list (drawn by the server) offers Cancel, and redraws itself."""
+    tab = open_page()
+    path = make_file(tmp_path, "left-behind.bin", 6 * CHUNK, "left")
+    gate = ChunkGate(tab.page, let_through=2)
+    tab.choose(path)
+    tab.wait_until(lambda: gate.answered == 2 and gate.held, "two chunks stored")
+    upload = tab.upload_named("left-behind.bin")
+    staged = staged_file(sites(), upload)
+    assert staged.exists()
+    tab.page.reload()
+    gate.open()
+    listed = tab.page.locator(f"#upload-{upload['id']}")
+    expect(listed).to_contain_text("Uploading")
+    expect(tab.page.locator("#uploads-unfinished")).to_contain_text("1 unfinished upload")
+
+    listed.get_by_role("button", name="Cancel").click()
+    expect(listed).to_contain_text("Cancelled")
+    expect(listed.get_by_role("button", name="Cancel")).to_have_count(0)
+    expect(tab.page.locator("#uploads-unfinished")).to_have_count(0)
+    assert tab.api(f"/uploads/api/uploads/{upload['id']}/")["status"] == "cancelled"
+    assert not staged.exists()
     tab.assert_no_console_errors()
 
 

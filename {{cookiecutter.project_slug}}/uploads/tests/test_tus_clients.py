@@ -5,8 +5,9 @@ workers (servers.Site), an API token made by `manage.py create_upload_token`.
 - tuspy, as a script uploads, with per-request checksums;
 - a PATCH cut off mid-body over a raw socket, then tuspy resuming from the
   server's offset;
-- tus-js-client (the vendored copy) in headless Chromium, on a page from
-  another origin, so the upload also goes through CORS;
+- tus-js-client (vendored as a test asset, never served by the site) in
+  headless Chromium, on a page from another origin, so the upload also goes
+  through CORS;
 - a stream of unknown length, its length sent with the last PATCH
   (creation-defer-length, over requests: tuspy cannot defer it);
 - a curl-like Content-Range loop, then `complete` with the md5.
@@ -34,7 +35,8 @@ pytestmark = [pytest.mark.server, pytest.mark.timeout(180)]
 WORKERS = 4
 MB = 1024 * 1024
 OCTETS = "application/offset+octet-stream"
-TUS_JS = Path(__file__).resolve().parents[1] / "static/uploads/vendor/tus-js-client/tus.js"
+# Copied by frontend/scripts/vendor.mjs; the test puts it in the page itself.
+TUS_JS = Path(__file__).resolve().parent / "assets/tus-js-client/tus.min.js"
 
 
 class AppPage(BaseHTTPRequestHandler):
