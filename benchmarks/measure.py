@@ -19,7 +19,17 @@ from urllib.parse import urlsplit
 
 import generated_site
 import workers
-from flow_client import HOST, Chunk, Plan, UploadRun, query_string, unique_filename, upload
+from flow_client import (
+    FLOW_PATH,
+    HOST,
+    UNFINISHED_PATH,
+    Chunk,
+    Plan,
+    UploadRun,
+    query_string,
+    unique_filename,
+    upload,
+)
 from sizes import GIB, MB
 from source_file import sha256_of, sync_disks
 
@@ -84,6 +94,7 @@ def serving(site, name, *, app=None, env=None):
     its own.
     """
     logs = site.folder / "logs"
+    # Site.start() truncates its logs: a name per row keeps every row's.
     site.log, site.access_log = logs / f"{name}.log", logs / f"{name}.access.log"
     site.start(prepared=True, app=app, env=env)
     try:
@@ -115,8 +126,8 @@ def warm_up(site, headers, plan):
     first = Chunk(1, 0, min(plan.chunk_size, plan.size))
     paths = [
         "/accounts/login/",
-        "/uploads/api/uploads/",
-        "/uploads/flow/?" + query_string(plan.params(first)),
+        UNFINISHED_PATH,
+        FLOW_PATH + "?" + query_string(plan.params(first)),
     ]
     marked = dict(headers, **{WARM_UP_HEADER: "1"})  # profiled_wsgi.py leaves these out
 
