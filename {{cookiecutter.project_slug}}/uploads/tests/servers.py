@@ -53,21 +53,21 @@ SITE_ENV_PREFIXES = ("DJANGO_", "UPLOADS_", "GUNICORN_", "DATABASE_", "AWS_")
 
 
 @contextmanager
-def postgres_database():
+def postgres_database(*, host=POSTGRES_HOST, port=POSTGRES_PORT, users=POSTGRES_USERS):
     """
     A new PostgreSQL database with a unique name, so that parallel runs never
     share one; dropped afterwards. Yields its DATABASE_URL. Skips the test when
-    the server does not answer.
+    the server does not answer (outside pytest, catch `pytest.skip.Exception`).
     """
     import psycopg
     from psycopg import sql
 
     errors = []
-    for user in POSTGRES_USERS:
+    for user in users:
         try:
             admin = psycopg.connect(
-                host=POSTGRES_HOST,
-                port=POSTGRES_PORT,
+                host=host,
+                port=port,
                 user=user,
                 dbname="postgres",
                 autocommit=True,  # CREATE DATABASE cannot run in a transaction
@@ -78,14 +78,14 @@ def postgres_database():
             errors.append(f"{user}: {str(exc).strip()}")
     else:
         pytest.skip(
-            f"PostgreSQL at {POSTGRES_HOST}:{POSTGRES_PORT} is not reachable with trust "
+            f"PostgreSQL at {host}:{port} is not reachable with trust "
             f"authentication ({'; '.join(errors)})"
         )
     name = f"test_uploads_{uuid.uuid4().hex}"
     with admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:
-            yield f"postgres://{user}@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+            yield f"postgres://{user}@{host}:{port}/{name}"
         finally:
             # FORCE: a worker that outlived its master may still hold a connection.
             admin.execute(
@@ -127,14 +127,26 @@ class Site:
         }
         self._process = None
 
-    def start(self):
+    def prepare(self):
+        """What the site needs once before it serves: its tables, static files and user."""
         for command in ("migrate", "collectstatic", "createsuperuser"):
             self._manage(command, "--noinput")
+
+    def start(self, *, prepared=False, app=None, env=None):
+        """
+        Prepare the site and serve it. `prepared` skips prepare() for a site
+        served before (the benchmark starts one gunicorn per measurement); `app`,
+        named on gunicorn's command line, overrides gunicorn.conf.py's wsgi_app
+        with every other setting kept; `env` adds to the environment of this run.
+        """
+        if not prepared:
+            self.prepare()
+        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
         with open(self.log, "wb") as stderr, open(self.access_log, "wb") as stdout:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+                command + ([app] if app else []),
                 cwd=SITE_ROOT,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=stdout,
                 stderr=stderr,
                 # Its own process group, so that stop() can reach the workers too.
@@ -158,9 +170,18 @@ class Site:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=STOP_TIMEOUT)
 
-    def login(self):
-        """A client logged in as the superuser through the login form, as a browser is."""
+    @property
+    def pid(self):
+        """The gunicorn master's process id while it runs: its workers are its children."""
+        return self._process.pid if self._process else None
+
+    def login(self, *, headers=None):
+        """
+        A client logged in as the superuser through the login form, as a browser
+        is; `headers` go with the login's requests.
+        """
         with requests.Session() as session:
+            session.headers.update(headers or {})
             login_url = f"{self.url}/accounts/login/"
             session.get(login_url, timeout=REQUEST_TIMEOUT).raise_for_status()
             response = session.post(
