@@ -14,7 +14,6 @@ concatenation.
 """
 
 import base64
-import binascii
 import io
 import logging
 import re
@@ -28,6 +27,7 @@ from ..access import UploadEndpoint
 from ..conf import upload_settings
 from ..errors import BadRequest, TooLarge, TypeNotAllowed, UploadError
 from ..models import Upload
+from .numbers import whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +59,7 @@ class ChecksumAlgorithmNotSupported(BadRequest):
 def non_negative(value, header):
     if value is None or value == "":
         raise BadRequest(f"the {header} header is missing")
-    # ASCII digits only: isdigit() alone takes "²", which int() refuses.
-    if not (value.isascii() and value.isdigit()):
-        raise BadRequest(f"{header} must be a whole number of bytes, not {value[:40]!r}")
-    return int(value)
+    return whole_number(value, header)
 
 
 def creation_length(meta):
@@ -93,11 +90,16 @@ def parse_metadata(header):
             raise BadRequest(f"Upload-Metadata key {key[:40]!r} is not printable ASCII")
         if key in metadata:
             raise BadRequest(f"Upload-Metadata has the key {key!r} twice")
+        if not value.strip():
+            metadata[key] = None
+            continue
         try:
-            raw = base64.b64decode(value.strip(), validate=True) if value.strip() else None
-            metadata[key] = raw.decode("utf-8") if raw is not None else None
-        except (binascii.Error, UnicodeDecodeError):
+            text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except ValueError:
+            # binascii.Error, UnicodeDecodeError, and the ValueError b64decode
+            # raises for a non-ASCII str: WSGI hands headers over as latin-1.
             raise BadRequest(f"Upload-Metadata {key!r} is not base64 of UTF-8 text") from None
+        metadata[key] = text
     return metadata
 
 
@@ -111,7 +113,7 @@ def parse_checksum(header):
         )
     try:
         return algorithm, base64.b64decode(value.strip(), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII str (a latin-1 header)
         raise BadRequest("the Upload-Checksum digest is not valid base64") from None
 
 

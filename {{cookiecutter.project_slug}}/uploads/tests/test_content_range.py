@@ -114,6 +114,20 @@ ERRORS = [
     ),
     ("over the size limit", lambda c, u: send_chunk(c, DATA, 0, total=10**15), 400, "limit"),
     (
+        "thousands of digits",
+        lambda c, u: send_chunk(
+            c, DATA, CHUNK, u, headers={"HTTP_CONTENT_RANGE": f"bytes 5000-{'9' * 5000}/12550"}
+        ),
+        400,
+        "Content-Range END is too large",
+    ),
+    (
+        "past 64 bits",
+        lambda c, u: send_chunk(c, DATA, CHUNK, u, total=2**63),
+        400,
+        "Content-Range TOTAL is too large",
+    ),
+    (
         "total changed",
         lambda c, u: send_chunk(c, DATA, CHUNK, u, total=len(DATA) + 1),
         400,

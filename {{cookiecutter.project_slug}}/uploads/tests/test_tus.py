@@ -224,7 +224,25 @@ ERRORS = [
         400,
         "Upload-Offset",
     ),
-    ("negative offset", lambda c, p: patch(c, p, "-1", b"x"), 400, "whole number"),
+    ("negative offset", lambda c, p: patch(c, p, "-1", b"x"), 400, "must not be negative"),
+    (
+        "offset past 64 bits",
+        lambda c, p: patch(c, p, "9223372036854775808", b"x"),
+        400,
+        "Upload-Offset is too large",
+    ),
+    (
+        "a length of a thousand digits",
+        lambda c, p: patch(c, p, 0, b"x", HTTP_UPLOAD_LENGTH="9" * 1000),
+        400,
+        "Upload-Length is too large",
+    ),
+    (
+        "a checksum with latin-1 bytes",
+        lambda c, p: patch(c, p, 0, b"x", HTTP_UPLOAD_CHECKSUM="sha1 \xe9t\xe9"),
+        400,
+        "base64",
+    ),
     ("past the length", lambda c, p: patch(c, p, 0, DATA + b"x"), 413, "length"),
     (
         "unknown checksum algorithm",
@@ -249,6 +267,8 @@ ERRORS = [
     ("too large", lambda c, p: create(c, size=10**15), 413, "Tus-Max-Size"),
     ("no filename", lambda c, p: create(c, metadata=f"filetype {b64('a/b')}"), 400, "filename"),
     ("metadata not base64", lambda c, p: create(c, metadata="filename %%%"), 400, "base64"),
+    # WSGI gives a header's bytes as latin-1 text: these are bytes 0xC3 0xA9.
+    ("metadata not ASCII", lambda c, p: create(c, metadata="filename \xc3\xa9"), 400, "base64"),
     (
         "bad filetype",
         lambda c, p: create(c, metadata=f"filename {b64('a.txt')},filetype {b64('nonsense')}"),
