@@ -220,6 +220,22 @@ def test_an_octet_chunk_needs_a_content_length_of_plain_digits(alice, protocol):
     assert Upload.objects.count() == 0
 
 
+def test_a_file_part_named_only_by_rfc2231_is_the_chunk(alice, protocol):
+    prefix, url = protocol
+    data = data_of(10)
+    body = b"".join(
+        b'--B\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+        % (key.encode(), str(value).encode())
+        for key, value in params(prefix, data, 1, chunk_size=CHUNK).items()
+    )
+    # filename*= alone, without a plain filename= beside it, still marks the file part.
+    body += b'--B\r\nContent-Disposition: form-data; name="file"; '
+    body += b"filename*=UTF-8''r%C3%A9sum%C3%A9.bin\r\n\r\n" + data + b"\r\n--B--\r\n"
+    response = alice.generic("POST", url, body, content_type="multipart/form-data; boundary=B")
+    assert response.status_code == 200, response.content
+    assert Upload.objects.get().sha256 == sha256(data)
+
+
 def test_a_truncated_multipart_body_is_400(alice, protocol):
     prefix, url = protocol
     body = b'--B\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\nabc'
