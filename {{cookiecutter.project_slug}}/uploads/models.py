@@ -54,6 +54,11 @@ class Upload(models.Model):
     filename = models.CharField(max_length=255, help_text="The name the client gave.")
     name = models.CharField(max_length=255, help_text="The cleaned name the file is stored under.")
     relative_path = models.CharField(max_length=1024, blank=True)
+    metadata = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the client said about the file (tus Upload-Metadata), as it said it.",
+    )
     size = models.BigIntegerField(
         null=True,
         blank=True,

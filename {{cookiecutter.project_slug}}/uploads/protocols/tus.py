@@ -99,8 +99,20 @@ def parse_metadata(header):
             # binascii.Error, UnicodeDecodeError, and the ValueError b64decode
             # raises for a non-ASCII str: WSGI hands headers over as latin-1.
             raise BadRequest(f"Upload-Metadata {key!r} is not base64 of UTF-8 text") from None
+        if "\x00" in text:
+            # Stored in a JSONField: PostgreSQL refuses NUL in jsonb text.
+            raise BadRequest(f"Upload-Metadata {key!r} contains a NUL character")
         metadata[key] = text
     return metadata
+
+
+def format_metadata(metadata):
+    """The inverse of parse_metadata(), for HEAD: a key without a value stays a bare key."""
+    return ",".join(
+        key if value is None else f"{key} {base64.b64encode(value.encode()).decode('ascii')}"
+        # Sorted: PostgreSQL's jsonb does not keep the client's order.
+        for key, value in sorted(metadata.items())
+    )
 
 
 def parse_checksum(header):
@@ -185,6 +197,9 @@ class TusView(UploadEndpoint):
         # As tusd does: a body is the file's first bytes only when typed as such.
         length = self.body_length(request, required=False) if self.is_offset_body(request) else 0
         upload = engine.start(self.user, Upload.Protocol.TUS, filename=filename, size=size)
+        # Kept whole, for HEAD to give back; before any byte, so nothing races it.
+        upload.metadata = metadata
+        upload.save(update_fields=["metadata"])
         if length or size == 0:
             try:
                 self.append(request, upload, 0, length)
@@ -208,9 +223,10 @@ class TusView(UploadEndpoint):
             response["Upload-Defer-Length"] = "1"
         else:
             response["Upload-Length"] = str(upload.size)
-        response["Upload-Metadata"] = "filename " + base64.b64encode(
-            upload.filename.encode()
-        ).decode("ascii")
+        # Uploads made before their metadata was kept only have the name.
+        response["Upload-Metadata"] = format_metadata(
+            upload.metadata or {"filename": upload.filename}
+        )
         if upload.status == Upload.Status.UPLOADING:
             response["Upload-Expires"] = http_date(upload.expires.timestamp())
         return response
