@@ -633,6 +633,7 @@
     body.textContent = "";
     uploads.forEach(function (upload) {
       var tr = document.createElement("tr");
+      tr.id = "upload-" + upload.id;  // Upload.get_absolute_url() points here
       tr.setAttribute("data-upload-id", upload.id);
       tr.innerHTML = '<td class="name"></td><td></td><td><span class="status"></span></td><td></td><td></td>';
       tr.children[0].textContent = upload.filename;
