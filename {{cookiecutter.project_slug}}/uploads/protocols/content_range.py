@@ -20,7 +20,6 @@ from django.http import JsonResponse
 
 from .. import engine
 from ..access import UploadEndpoint
-from ..conf import upload_settings
 from ..errors import BadRequest, OffsetMismatch, UploadError
 from ..models import Upload
 from ..multipart import read_until_file
@@ -82,8 +81,6 @@ class ContentRangeView(ChunkedEndpoint):
             whole_number(match[name], f"Content-Range {name.upper()}")
             for name in ("start", "end", "total")
         )
-        if total > upload_settings.MAX_BYTES:
-            raise BadRequest(f"Size of file exceeds the limit ({upload_settings.MAX_BYTES} bytes)")
         if not start <= end < total:
             raise BadRequest(
                 f"Content-Range bytes {start}-{end}/{total} is not a range of the file"

@@ -25,7 +25,7 @@ from django.utils.http import http_date
 from .. import engine
 from ..access import UploadEndpoint
 from ..conf import upload_settings
-from ..errors import BadRequest, TooLarge, TypeNotAllowed, UploadError
+from ..errors import BadRequest, TypeNotAllowed, UploadError
 from ..models import Upload
 from .numbers import whole_number
 
@@ -184,8 +184,6 @@ class TusView(UploadEndpoint):
         if "HTTP_UPLOAD_CONCAT" in request.META:
             raise BadRequest("the concatenation extension is not supported")
         size = creation_length(request.META)
-        if size is not None and size > upload_settings.MAX_BYTES:
-            raise TooLarge(f"Upload-Length {size} is over Tus-Max-Size {upload_settings.MAX_BYTES}")
         metadata = parse_metadata(request.META.get("HTTP_UPLOAD_METADATA", ""))
         # Uppy sends `name` as well; tus-js-client and tuspy send what they are given.
         filename = metadata.get("filename") or metadata.get("name")

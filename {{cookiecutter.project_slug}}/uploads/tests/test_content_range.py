@@ -112,7 +112,12 @@ ERRORS = [
         400,
         "headers",
     ),
-    ("over the size limit", lambda c, u: send_chunk(c, DATA, 0, total=10**15), 400, "limit"),
+    (
+        "over the size limit",
+        lambda c, u: send_chunk(c, DATA, 0, total=10**15),
+        400,
+        "largest accepted",
+    ),
     (
         "thousands of digits",
         lambda c, u: send_chunk(

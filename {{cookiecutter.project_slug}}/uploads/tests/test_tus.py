@@ -279,7 +279,7 @@ ERRORS = [
         "not an upload id",
     ),
     ("no Upload-Length", lambda c, p: c.post("/uploads/tus/", **TUS), 400, "Upload-Length"),
-    ("too large", lambda c, p: create(c, size=10**15), 413, "Tus-Max-Size"),
+    ("too large", lambda c, p: create(c, size=10**15), 413, "largest accepted"),
     ("no filename", lambda c, p: create(c, metadata=f"filetype {b64('a/b')}"), 400, "filename"),
     ("metadata not base64", lambda c, p: create(c, metadata="filename %%%"), 400, "base64"),
     # WSGI gives a header's bytes as latin-1 text: these are bytes 0xC3 0xA9.
