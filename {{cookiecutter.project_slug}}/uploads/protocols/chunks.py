@@ -20,6 +20,7 @@ from ..access import UploadEndpoint
 from ..errors import BadRequest, UploadGone
 from ..multipart import read_until_file
 from ..representation import upload_json
+from .numbers import whole_number
 
 # What a chunk for a cancelled or expired upload answers (see post()).
 GONE_STATUS = 404
@@ -88,12 +89,7 @@ class ChunkProtocol(UploadEndpoint):
             if "\x00" in value:
                 raise BadRequest(f"{key} contains a NUL character")
             return value
-        # Plain ASCII digits only: int() would also take " 12", "1_000" and "١٢".
-        if value.isascii() and value.isdigit():
-            return int(value)
-        if value[:1] == "-" and value[1:].isascii() and value[1:].isdigit():
-            raise BadRequest(f"{key} must not be negative")
-        raise BadRequest(f"{key} must be a whole number, not {value[:40]!r}")
+        return whole_number(value, key)
 
     def parse(self, params):
         chunk = Chunk(
@@ -151,10 +147,10 @@ class ChunkProtocol(UploadEndpoint):
 
     def receive_octet(self, request):
         chunk = self.parse(request.GET)
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or "")
-        except ValueError:
-            raise BadRequest("an octet chunk needs a Content-Length header") from None
+        length = request.META.get("CONTENT_LENGTH")
+        if not length:
+            raise BadRequest("an octet chunk needs a Content-Length header")
+        length = whole_number(length, "Content-Length")
         if length != chunk.current_size:
             raise BadRequest(
                 f"the body has {length} bytes but {self.prefix}CurrentChunkSize is "

@@ -20,11 +20,11 @@ from django.http import JsonResponse
 
 from .. import engine
 from ..access import UploadEndpoint
-from ..conf import upload_settings
 from ..errors import BadRequest, OffsetMismatch, UploadError
 from ..models import Upload
 from ..multipart import read_until_file
 from ..representation import upload_json
+from .numbers import whole_number
 
 CONTENT_RANGE = re.compile(r"bytes (?P<start>\d+)-(?P<end>\d+)/(?P<total>\d+)", re.ASCII)
 MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -77,9 +77,10 @@ class ContentRangeView(ChunkedEndpoint):
             raise BadRequest(
                 "Error in request headers: Content-Range must read bytes START-END/TOTAL"
             )
-        start, end, total = (int(match[name]) for name in ("start", "end", "total"))
-        if total > upload_settings.MAX_BYTES:
-            raise BadRequest(f"Size of file exceeds the limit ({upload_settings.MAX_BYTES} bytes)")
+        start, end, total = (
+            whole_number(match[name], f"Content-Range {name.upper()}")
+            for name in ("start", "end", "total")
+        )
         if not start <= end < total:
             raise BadRequest(
                 f"Content-Range bytes {start}-{end}/{total} is not a range of the file"

@@ -14,7 +14,6 @@ concatenation.
 """
 
 import base64
-import binascii
 import io
 import logging
 import re
@@ -26,8 +25,9 @@ from django.utils.http import http_date
 from .. import engine
 from ..access import UploadEndpoint
 from ..conf import upload_settings
-from ..errors import BadRequest, TooLarge, TypeNotAllowed, UploadError
+from ..errors import BadRequest, TypeNotAllowed, UploadError
 from ..models import Upload
+from .numbers import whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +59,7 @@ class ChecksumAlgorithmNotSupported(BadRequest):
 def non_negative(value, header):
     if value is None or value == "":
         raise BadRequest(f"the {header} header is missing")
-    # ASCII digits only: isdigit() alone takes "²", which int() refuses.
-    if not (value.isascii() and value.isdigit()):
-        raise BadRequest(f"{header} must be a whole number of bytes, not {value[:40]!r}")
-    return int(value)
+    return whole_number(value, header)
 
 
 def creation_length(meta):
@@ -93,12 +90,29 @@ def parse_metadata(header):
             raise BadRequest(f"Upload-Metadata key {key[:40]!r} is not printable ASCII")
         if key in metadata:
             raise BadRequest(f"Upload-Metadata has the key {key!r} twice")
+        if not value.strip():
+            metadata[key] = None
+            continue
         try:
-            raw = base64.b64decode(value.strip(), validate=True) if value.strip() else None
-            metadata[key] = raw.decode("utf-8") if raw is not None else None
-        except (binascii.Error, UnicodeDecodeError):
+            text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except ValueError:
+            # binascii.Error, UnicodeDecodeError, and the ValueError b64decode
+            # raises for a non-ASCII str: WSGI hands headers over as latin-1.
             raise BadRequest(f"Upload-Metadata {key!r} is not base64 of UTF-8 text") from None
+        if "\x00" in text:
+            # Stored in a JSONField: PostgreSQL refuses NUL in jsonb text.
+            raise BadRequest(f"Upload-Metadata {key!r} contains a NUL character")
+        metadata[key] = text
     return metadata
+
+
+def format_metadata(metadata):
+    """The inverse of parse_metadata(), for HEAD: a key without a value stays a bare key."""
+    return ",".join(
+        key if value is None else f"{key} {base64.b64encode(value.encode()).decode('ascii')}"
+        # Sorted: PostgreSQL's jsonb does not keep the client's order.
+        for key, value in sorted(metadata.items())
+    )
 
 
 def parse_checksum(header):
@@ -111,7 +125,7 @@ def parse_checksum(header):
         )
     try:
         return algorithm, base64.b64decode(value.strip(), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII str (a latin-1 header)
         raise BadRequest("the Upload-Checksum digest is not valid base64") from None
 
 
@@ -170,8 +184,6 @@ class TusView(UploadEndpoint):
         if "HTTP_UPLOAD_CONCAT" in request.META:
             raise BadRequest("the concatenation extension is not supported")
         size = creation_length(request.META)
-        if size is not None and size > upload_settings.MAX_BYTES:
-            raise TooLarge(f"Upload-Length {size} is over Tus-Max-Size {upload_settings.MAX_BYTES}")
         metadata = parse_metadata(request.META.get("HTTP_UPLOAD_METADATA", ""))
         # Uppy sends `name` as well; tus-js-client and tuspy send what they are given.
         filename = metadata.get("filename") or metadata.get("name")
@@ -183,6 +195,9 @@ class TusView(UploadEndpoint):
         # As tusd does: a body is the file's first bytes only when typed as such.
         length = self.body_length(request, required=False) if self.is_offset_body(request) else 0
         upload = engine.start(self.user, Upload.Protocol.TUS, filename=filename, size=size)
+        # Kept whole, for HEAD to give back; before any byte, so nothing races it.
+        upload.metadata = metadata
+        upload.save(update_fields=["metadata"])
         if length or size == 0:
             try:
                 self.append(request, upload, 0, length)
@@ -206,9 +221,10 @@ class TusView(UploadEndpoint):
             response["Upload-Defer-Length"] = "1"
         else:
             response["Upload-Length"] = str(upload.size)
-        response["Upload-Metadata"] = "filename " + base64.b64encode(
-            upload.filename.encode()
-        ).decode("ascii")
+        # Uploads made before their metadata was kept only have the name.
+        response["Upload-Metadata"] = format_metadata(
+            upload.metadata or {"filename": upload.filename}
+        )
         if upload.status == Upload.Status.UPLOADING:
             response["Upload-Expires"] = http_date(upload.expires.timestamp())
         return response

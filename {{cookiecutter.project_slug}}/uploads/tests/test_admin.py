@@ -4,6 +4,7 @@ import io
 
 import pytest
 from django.contrib import admin
+from django.contrib.contenttypes.models import ContentType
 
 from uploads import engine
 from uploads.models import Upload
@@ -61,3 +62,15 @@ def test_a_fragmented_upload_is_summed_up_not_listed(client, staff):
         engine.receive(going, start, 512, io.BytesIO(b"g" * 512))
     html = client.get(f"/admin/uploads/upload/{going.pk}/change/").content.decode()
     assert "3 pieces; the first missing byte is at 512\xa0bytes" in html
+
+
+def test_view_on_site_opens_the_uploads_row_on_the_upload_page(client, staff):
+    upload = engine.start(staff, Upload.Protocol.FLOW, filename="report.pdf", size=3)
+    change_page = client.get(f"/admin/uploads/upload/{upload.pk}/change/").content.decode()
+    assert "View on site" in change_page
+    content_type = ContentType.objects.get_for_model(Upload)
+    response = client.get(f"/admin/r/{content_type.pk}/{upload.pk}/")
+    assert response.status_code == 302
+    page, _, fragment = response["Location"].partition("#")
+    assert fragment == f"upload-{upload.pk}"
+    assert f'id="{fragment}"' in client.get(page).content.decode()
