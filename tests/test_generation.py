@@ -4,15 +4,17 @@ meaningful answers, and whether the generated site passes its own checks and
 its own test suite.
 """
 
+import html
+import json
 import os
 import re
 import subprocess
 import sys
+import tomllib
 import uuid
 from pathlib import Path
 
 import pytest
-from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +22,11 @@ VENV_BIN = Path(sys.executable).parent
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 # Files that are copied, not rendered, and may legitimately contain braces.
 UNRENDERED = ("uploads/static/uploads/vendor/",)
+# The first entry of each list is the default, as cookiecutter reads it.
+DEFAULTS = {
+    key: value[0] if isinstance(value, list) else value
+    for key, value in json.loads((ROOT / "cookiecutter.json").read_text()).items()
+}
 
 
 def generate(output_dir, **answers):
@@ -117,17 +124,106 @@ def test_postgresql_answer_points_the_site_at_postgresql(tmp_path):
 @pytest.mark.parametrize(
     "answers, message",
     [
-        ({"project_slug": "3files"}, "not a lower-case Python identifier"),
+        ({"project_slug": "3files"}, "project_slug '3files' is not a lower-case Python identifier"),
         ({"project_slug": "big-files"}, "not a lower-case Python identifier"),
+        ({"project_slug": "café"}, "not a lower-case Python identifier"),
         ({"project_slug": "uploads"}, "a name the site already uses"),
+        ({"project_name": "  "}, "project_name is empty"),
+        ({"description": "two\nlines"}, "description 'two\\nlines' has a line break"),
+        ({"email": "you"}, "email 'you' is not an e-mail address"),
         ({"time_zone": "Mars/Olympus"}, "not an IANA time zone"),
     ],
 )
-def test_invalid_answers_stop_generation_and_leave_nothing(tmp_path, capfd, answers, message):
-    with pytest.raises(FailedHookException):
+def test_invalid_answers_stop_generation_with_one_sentence(tmp_path, capfd, answers, message):
+    with pytest.raises(SystemExit) as stopped:
         generate(tmp_path, **answers)
-    assert message in capfd.readouterr().err
+    assert stopped.value.code == 1
+    err = capfd.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("Error: "), err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refusal_on_the_command_line_is_one_sentence_without_traceback(tmp_path):
+    result = subprocess.run(
+        [VENV_BIN / "cookiecutter", "--no-input", "-o", tmp_path, ROOT, "project_slug=3files"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Error: project_slug '3files' is not a lower-case Python identifier "
+        "(ASCII letters, digits and underscores, not starting with a digit)."
+    ]
+    assert result.stdout == ""
+
+
+def test_an_accented_name_gives_an_ascii_slug(tmp_path):
+    assert generate(tmp_path, project_name="Café Über Files").name == "cafe_uber_files"
+
+
+HOSTILE = {
+    "project_name": "Café Über Files",
+    # Braces too: Django must not read them as a tag (cookiecutter itself
+    # renders `{{` in an answer given on the command line, as documented).
+    "description": 'He said "hi" <b>bold</b> {not a tag} \\',
+    "author_name": "Zoë O'Brien \"Z\"",
+    "email": "zoe+files@example.org",
+}
+
+# Every choice of every question once, and answers that try to break each file
+# they land in (TOML, Python, HTML); the defaults are the `site` fixture.
+CHOICES = [
+    {"database": "postgresql"},
+    {"upload_client": "resumable.js"},
+    {"license": "BSD-3-Clause"},
+    {"license": "Apache-2.0"},
+    {"license": "Not open source"},
+    HOSTILE,
+]
+
+# What a user sees of each choice: the site's default client, and its home page.
+SHOW_SITE = """
+from django.conf import settings
+from django.test import Client
+
+print(settings.UPLOADS_CLIENT)
+print(Client(HTTP_HOST="localhost").get("/").content.decode())
+"""
+
+LICENSE_FIRST_LINES = {
+    "MIT": "MIT License",
+    "BSD-3-Clause": "BSD 3-Clause License",
+    "Apache-2.0": "Apache License",
+    "Not open source": "All rights reserved.",
+}
+
+
+@pytest.mark.parametrize("answers", [{}, *CHOICES], ids=lambda answers: "-".join(answers.values()) or "defaults")
+def test_every_choice_gives_a_site_that_starts(tmp_path, site, answers):
+    project = site if not answers else generate(tmp_path, **answers)
+    given = {**DEFAULTS, **answers}
+
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert pyproject["description"] == given["description"]
+    assert pyproject["authors"] == [{"name": given["author_name"], "email": given["email"]}]
+    expected_license = "LicenseRef-Proprietary" if given["license"] == "Not open source" else given["license"]
+    assert pyproject["license"] == expected_license
+    license_text = (project / "LICENSE").read_text()
+    assert LICENSE_FIRST_LINES[given["license"]] in license_text.splitlines()[0] + license_text[:200]
+    assert given["author_name"] in license_text or given["license"] == "Apache-2.0"
+    readme = (project / "README.md").read_text()
+    assert given["author_name"] in readme and given["email"] in readme
+
+    run([VENV_BIN / "ruff", "check", "--no-cache", "."], cwd=project)
+    run([VENV_BIN / "ruff", "format", "--check", "--no-cache", "."], cwd=project)
+    collected = run([sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"], cwd=project)
+    assert " tests collected" in collected.stdout
+    shown = run([sys.executable, "manage.py", "shell", "-v", "0", "-c", SHOW_SITE], cwd=project).stdout
+    client, page = shown.split("\n", 1)
+    assert client == given["upload_client"]
+    assert f"<title>{html.escape(given['project_name'])}</title>" in page
+    assert f"<p>{html.escape(given['description'])}</p>" in page
 
 
 def test_generated_code_is_ruff_clean(site):
