@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from cookiecutter.main import cookiecutter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,6 +225,78 @@ def test_every_choice_gives_a_site_that_starts(tmp_path, site, answers):
     assert client == given["upload_client"]
     assert f"<title>{html.escape(given['project_name'])}</title>" in page
     assert f"<p>{html.escape(given['description'])}</p>" in page
+
+
+def fresh_clone(output_dir):
+    """A generated site as a new repository's checkout has it: no .env, which is never committed."""
+    project = generate(output_dir)
+    assert ".env" in (project / ".gitignore").read_text().split()
+    (project / ".env").unlink()
+    return project
+
+
+def workflow_steps(workflow):
+    """Each `run:` of a GitHub Actions workflow, with the environment it runs in."""
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            if "run" in step:
+                yield step["run"], {**workflow.get("env", {}), **job.get("env", {}), **step.get("env", {})}
+
+
+def tools_first(env=None):
+    """`ruff`, `python` and `pre-commit` are the virtualenv's, as after `pip install -r requirements-dev.txt`."""
+    return {**(env or {}), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_site_ships_ci_dependabot_editorconfig_and_pre_commit(site):
+    workflow = yaml.safe_load((site / ".github/workflows/ci.yml").read_text())
+    commands = [command for command, _ in workflow_steps(workflow)]
+    for expected in [
+        "ruff check .",
+        "ruff format --check .",
+        "python manage.py makemigrations --check --dry-run",
+        "python manage.py check --deploy --fail-level WARNING",
+        "pytest -p no:cacheprovider",
+    ]:
+        assert expected in commands
+    test_job = workflow["jobs"]["test"]
+    assert test_job["services"]["postgres"]["image"].startswith("postgres:")
+    assert test_job["env"]["DATABASE_URL"].startswith("postgres://")
+    assert test_job["strategy"]["matrix"]["python-version"] == ["3.11", "3.12"]
+
+    dependabot = yaml.safe_load((site / ".github/dependabot.yml").read_text())
+    assert {update["package-ecosystem"] for update in dependabot["updates"]} == {"pip", "github-actions"}
+
+    hooks = yaml.safe_load((site / ".pre-commit-config.yaml").read_text())
+    assert [repo["repo"] for repo in hooks["repos"]] == ["local"]
+    assert all(hook["language"] == "system" for hook in hooks["repos"][0]["hooks"])
+    assert "pre-commit==" in (site / "requirements-dev.txt").read_text()
+    assert "root = true" in (site / ".editorconfig").read_text()
+
+
+def test_ci_workflow_commands_pass_on_a_fresh_clone(tmp_path):
+    """Every command of the workflow that needs no network or service: the
+    installs are already done here, and the suite is run by the tests below."""
+    project = fresh_clone(tmp_path)
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    ran = []
+    for command, env in workflow_steps(workflow):
+        if command.startswith(("pip install", "pytest")):
+            continue
+        run(["bash", "-c", command], cwd=project, env=tools_first({key: str(value) for key, value in env.items()}))
+        ran.append(command)
+    assert len(ran) == 4
+
+
+def test_pre_commit_hooks_pass_without_the_network(tmp_path):
+    project = generate(tmp_path / "site")
+    run(["git", "init", "-q"], cwd=project)
+    run(["git", "add", "-A"], cwd=project)
+    env = tools_first({"PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")})
+    result = run([VENV_BIN / "pre-commit", "run", "--all-files", "--show-diff-on-failure"], cwd=project, env=env)
+    assert re.search(r"^ruff format\.+Passed$", result.stdout, re.M), result.stdout
+    assert re.search(r"^migrations match the models\.+Passed$", result.stdout, re.M), result.stdout
+    assert run(["git", "diff", "--stat"], cwd=project).stdout == "", "a hook changed files"
 
 
 def test_generated_code_is_ruff_clean(site):
