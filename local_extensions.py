@@ -24,7 +24,8 @@ from jinja2.ext import Extension
 
 # Names the generated project already uses at its top level: a slug equal to one
 # of them would shadow a package the site imports.
-RESERVED_SLUGS = {"config", "uploads", "documents", "templates", "static", "django", "test", "tests"}
+RESERVED_SLUGS = {"config", "uploads", "documents", "templates", "static", "django"}
+RESERVED_SLUGS |= {"test", "tests"}  # the standard library's, and pytest's habit
 
 # Control characters (tab, newline, DEL...): every free-text answer is one line.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
