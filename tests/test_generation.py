@@ -169,6 +169,19 @@ def test_a_refusal_on_the_command_line_is_one_sentence_without_traceback(tmp_pat
     assert result.stdout == ""
 
 
+def test_a_bad_answer_at_the_prompt_stops_before_the_next_question(tmp_path):
+    result = subprocess.run(
+        [VENV_BIN / "cookiecutter", "-o", tmp_path, ROOT],
+        input="Big Files\n3files\n",
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "project_slug" in result.stdout and "description" not in result.stdout
+    assert "is not a lower-case Python identifier" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_accented_name_gives_an_ascii_slug(tmp_path):
     assert generate(tmp_path, project_name="Café Über Files").name == "cafe_uber_files"
 
