@@ -46,6 +46,8 @@ def one_line(question, value):
 
 
 def slug_problem(slug):
+    if not slug:
+        return "project_slug is empty: the name has no ASCII letters or digits; give a slug."
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", slug):
         return (
             f"project_slug {slug!r} is not a lower-case Python identifier "

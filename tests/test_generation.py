@@ -139,6 +139,7 @@ def test_postgresql_answer_points_the_site_at_postgresql(tmp_path):
         ({"project_slug": "big-files"}, "not a lower-case Python identifier"),
         ({"project_slug": "café"}, "not a lower-case Python identifier"),
         ({"project_slug": "uploads"}, "a name the site already uses"),
+        ({"project_name": "日本"}, "project_slug is empty"),
         ({"project_name": "  "}, "project_name is empty"),
         ({"description": "two\nlines"}, "description 'two\\nlines' has a line break"),
         ({"email": "you"}, "email 'you' is not an e-mail address"),
