@@ -28,3 +28,10 @@ def test_licence_changelog_and_contributing_guide_are_there():
     contributing = (ROOT / "CONTRIBUTING.md").read_text()
     for topic in ["bash scripts/test.sh", "npm run vendor", "UPLOADS_SCREENSHOT_DIR"]:
         assert topic in contributing
+
+
+def test_both_readmes_say_windows_is_not_supported():
+    for readme in [ROOT / "README.md", ROOT / "{{cookiecutter.project_slug}}/README.md"]:
+        text = readme.read_text()
+        assert "## Supported systems" in text, readme
+        assert "Windows is not supported" in " ".join(text.split()), readme
