@@ -1,5 +1,5 @@
 """
-Settings for {{ cookiecutter.project_name }}.
+Settings for the {{ cookiecutter.project_slug }} site.
 
 Every value that differs between machines is read from the environment (or a
 `.env` file beside manage.py) with django-environ; `.env.example` documents each
@@ -71,6 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "config.context_processors.site",
             ],
         },
     },
