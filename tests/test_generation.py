@@ -179,7 +179,9 @@ def test_uploads_defaults_are_documented_with_conf_py_s_values(site, source):
     assert sorted(names - set(documented)) == [], f"not in {source}"
     settings_text = (site / "config/settings.py").read_text()
     assert sorted(name for name in names if f'"{name}"' not in settings_text) == [], "not read"
-    assert values["read"] == values["default"], f"{source} gives another default than uploads/conf.py"
+    assert values["read"] == values["default"], (
+        f"{source} gives another default than uploads/conf.py"
+    )
 
 
 def test_postgresql_answer_points_the_site_at_postgresql(tmp_path):
@@ -468,7 +470,11 @@ def test_hsts_subdomains_and_preload_are_opt_in(site):
         "print(s.SECURE_HSTS_SECONDS > 0, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD)",
     ]
     assert run(show, cwd=site, env=production).stdout.split() == ["True", "False", "False"]
-    opted_in = {**production, "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "True", "DJANGO_HSTS_PRELOAD": "True"}
+    opted_in = {
+        **production,
+        "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "True",
+        "DJANGO_HSTS_PRELOAD": "True",
+    }
     assert run(show, cwd=site, env=opted_in).stdout.split() == ["True", "True", "True"]
 
 

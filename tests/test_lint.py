@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RUFF = Path(sys.executable).parent / "ruff"
-TEMPLATE_PYTHON = ["local_extensions.py", "hooks", "tests"]
+TEMPLATE_PYTHON = ["local_extensions.py", "hooks", "tests", "benchmarks"]
 
 
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=" ".join)
