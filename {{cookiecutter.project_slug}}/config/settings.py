@@ -247,3 +247,11 @@ UPLOADS_LOCK_TIMEOUT = env.float("UPLOADS_LOCK_TIMEOUT", default=30.0)
 UPLOADS_AUTH_RECHECK = env("UPLOADS_AUTH_RECHECK", default="5s")
 UPLOADS_FINISH_IN_BACKGROUND = env.bool("UPLOADS_FINISH_IN_BACKGROUND", default=True)
 UPLOADS_CLEANUP_GRACE = env("UPLOADS_CLEANUP_GRACE", default="1h")
+
+# --- Downloads behind nginx -------------------------------------------------
+# https://nginx.org/en/docs/http/ngx_http_core_module.html#internal
+# Set to the internal location of deploy/nginx.conf ("/protected-media/") to
+# hand downloads of files in MEDIA_ROOT to nginx, which then serves them and
+# their ranges without holding a worker's thread. Off: gunicorn streams them.
+
+UPLOADS_ACCEL_REDIRECT = env("UPLOADS_ACCEL_REDIRECT", default="")
