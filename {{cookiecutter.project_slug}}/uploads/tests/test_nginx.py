@@ -329,6 +329,32 @@ def test_the_readmes_curl_loop_with_content_range(front, token, tmp_path):
     )
 
 
+def test_the_readmes_tus_curl_loop_from_a_stream(front, token, tmp_path):
+    """Its pieces are 64 MiB PATCHes; the Location it follows is the proxy's."""
+    (tmp_path / "photos").mkdir()
+    random_file(tmp_path / "photos" / "one.jpg", limits.PIECE_SIZE + MiB)
+    script = readme_block("With `curl` and tus, in 64 MiB pieces")
+    site_line = "SITE=https://files.example.com TOKEN=bfu_...\n"
+    assert site_line in script
+    done = subprocess.run(
+        ["bash", "-c", script.replace(site_line, "") + 'echo "$LOCATION"'],
+        cwd=tmp_path,
+        env={**os.environ, "SITE": front.url, "TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    location = done.stdout.strip()
+    assert location.startswith(f"{front.url}/uploads/tus/")
+    status = status_of(front, token, location.rsplit("/", 1)[1])
+    tar = subprocess.run(["tar", "c", "photos/"], cwd=tmp_path, capture_output=True, check=True)
+    assert (status["status"], status["sha256"]) == (
+        "complete",
+        hashlib.sha256(tar.stdout).hexdigest(),
+    )
+
+
 def test_plain_http_is_redirected_and_https_is_served_as_https(front):
     http = f"http://127.0.0.1:{front.http_port}"
     response = requests.get(f"{http}/uploads/?x=1", allow_redirects=False, timeout=5)
