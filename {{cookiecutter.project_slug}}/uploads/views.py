@@ -48,5 +48,6 @@ def accel_redirect(upload):
     """An empty answer that tells nginx which file to send, with the headers it keeps."""
     response = HttpResponse(content_type="application/octet-stream")
     response["Content-Disposition"] = content_disposition_header(True, upload.name)
-    response["X-Accel-Redirect"] = upload_settings.ACCEL_REDIRECT + quote(upload.file.name)
+    location = upload_settings.ACCEL_REDIRECT.rstrip("/")
+    response["X-Accel-Redirect"] = f"{location}/{quote(upload.file.name)}"
     return response

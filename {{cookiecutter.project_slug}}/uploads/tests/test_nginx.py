@@ -355,6 +355,25 @@ def test_the_readmes_tus_curl_loop_from_a_stream(front, token, tmp_path):
     )
 
 
+def test_a_chunk_over_the_limit_is_refused_in_json_before_its_body(front, certificate):
+    context = ssl.create_default_context(cafile=str(certificate[0]))
+    with context.wrap_socket(
+        socket.create_connection(("127.0.0.1", front.https_port), timeout=5),
+        server_hostname="127.0.0.1",
+    ) as sock:
+        sock.sendall(
+            (
+                "POST /uploads/flow/?flowChunkNumber=1 HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{front.https_port}\r\n"
+                f"Content-Length: {limits.largest_request_body() + MiB}\r\n\r\n"
+            ).encode()
+        )
+        head, _, body = sock.recv(4096).decode().partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 413 ")
+    assert "Content-Type: application/json" in head
+    assert json.loads(body)["error"].startswith("this request is larger than the site takes")
+
+
 def test_plain_http_is_redirected_and_https_is_served_as_https(front):
     http = f"http://127.0.0.1:{front.http_port}"
     response = requests.get(f"{http}/uploads/?x=1", allow_redirects=False, timeout=5)
