@@ -26,14 +26,18 @@ DEPLOY = SITE_ROOT / "deploy"
 MiB = 1024**2
 
 
-def upload_location_body_limit():
-    """The client_max_body_size of nginx.conf's upload endpoints, in bytes."""
+def upload_location():
+    """The text of nginx.conf's location for the upload endpoints."""
     config = (DEPLOY / "nginx.conf").read_text()
     endpoints = re.escape("location ~ ^/uploads/(flow|resumable|tus|chunked)/ {")
-    location = re.search(endpoints + r"(.*?)\}", config, re.S)
+    location = re.search(endpoints + r"(.*?)\n    \}", config, re.S)
     assert location, "deploy/nginx.conf has no location for the upload endpoints"
-    megabytes = re.search(r"client_max_body_size (\d+)m;", location[1])
-    return int(megabytes[1]) * MiB
+    return location[1]
+
+
+def upload_location_body_limit():
+    """Its client_max_body_size, in bytes."""
+    return int(re.search(r"client_max_body_size (\d+)m;", upload_location())[1]) * MiB
 
 
 @override_settings(UPLOADS_CHUNK_SIZE=DEFAULTS["CHUNK_SIZE"])
@@ -49,7 +53,7 @@ def test_upload_limits_prints_the_line_nginx_conf_has():
     call_command("upload_limits", stdout=out)
     line = out.getvalue().splitlines()[-1]
     assert line == "client_max_body_size 65m;"
-    assert f"    {line}\n" in (DEPLOY / "nginx.conf").read_text()
+    assert f" {line}\n" in upload_location()
 
 
 @override_settings(UPLOADS_CHUNK_SIZE=40 * MiB)
