@@ -166,14 +166,10 @@ class Site:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=STOP_TIMEOUT)
 
-    def login(self, url=None):
-        """
-        A client logged in as the superuser through the login form, as a browser
-        is; at `url` when the site is reached through a proxy.
-        """
-        url = url or self.url
+    def login(self):
+        """A client logged in as the superuser through the login form, as a browser is."""
         with requests.Session() as session:
-            login_url = f"{url}/accounts/login/"
+            login_url = f"{self.url}/accounts/login/"
             session.get(login_url, timeout=REQUEST_TIMEOUT).raise_for_status()
             response = session.post(
                 login_url,
@@ -182,14 +178,12 @@ class Site:
                     "password": self.password,
                     "csrfmiddlewaretoken": session.cookies["csrftoken"],
                 },
-                # Over HTTPS, Django's CSRF check wants the page it came from.
-                headers={"Referer": login_url},
                 timeout=REQUEST_TIMEOUT,
             )
             response.raise_for_status()
             assert "sessionid" in session.cookies, f"login failed: {response.url}"
             # Logging in rotates the CSRF token: take the new one.
-            return Client(url, session.cookies.get_dict())
+            return Client(self.url, session.cookies.get_dict())
 
     def manage(self, *args):
         """Run a manage.py command on this site's settings; its standard output."""
