@@ -295,3 +295,11 @@ UPLOADS_FINISH_IN_BACKGROUND = env.bool(
 UPLOADS_CLEANUP_GRACE = env.str("UPLOADS_CLEANUP_GRACE", default=upload_defaults["CLEANUP_GRACE"])
 UPLOADS_UPLOAD_TO = env.str("UPLOADS_UPLOAD_TO", default=upload_defaults["UPLOAD_TO"])
 UPLOADS_STORAGE = env.str("UPLOADS_STORAGE", default=upload_defaults["STORAGE"])
+
+# --- Downloads behind nginx -------------------------------------------------
+# https://nginx.org/en/docs/http/ngx_http_core_module.html#internal
+# Set to the internal location of deploy/nginx.conf ("/protected-media/") to
+# hand downloads of files in MEDIA_ROOT to nginx, which then serves them and
+# their ranges without holding a worker's thread. Off: gunicorn streams them.
+
+UPLOADS_ACCEL_REDIRECT = env.str("UPLOADS_ACCEL_REDIRECT", default=upload_defaults["ACCEL_REDIRECT"])

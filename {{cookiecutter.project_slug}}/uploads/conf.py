@@ -52,6 +52,10 @@ DEFAULTS = {
     "UPLOAD_TO": "uploads/%Y/%m/%d",
     # Alias in settings.STORAGES of the storage finished files go to.
     "STORAGE": "default",
+    # URL prefix of the proxy's internal location over MEDIA_ROOT (nginx's
+    # X-Accel-Redirect, "/protected-media/"): downloads are then handed to the
+    # proxy, which serves the file and its ranges. Empty: the worker streams it.
+    "ACCEL_REDIRECT": "",
 }
 
 # The browser clients the widget can drive, and the endpoint each one talks to.

@@ -100,9 +100,14 @@ def free_port():
 
 
 class Site:
-    """The site served by gunicorn from SITE_ROOT, its files in `folder`, on the given database."""
+    """
+    The site served by gunicorn from SITE_ROOT, its files in `folder`, on the
+    given database. `behind_proxy`: configured as in production behind nginx
+    (HTTPS, X-Forwarded-Proto trusted), so it answers plain requests with a
+    redirect to HTTPS and only a proxy's (or a test's) forwarded ones directly.
+    """
 
-    def __init__(self, folder, database_url, *, workers):
+    def __init__(self, folder, database_url, *, workers, behind_proxy=False):
         self.folder = Path(folder)
         self.staging = self.folder / "staging"
         self.log = self.folder / "gunicorn.log"  # stderr: gunicorn's and Django's logging
@@ -114,7 +119,8 @@ class Site:
             "DATABASE_URL": database_url,
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DJANGO_DEBUG": "False",
-            "DJANGO_HTTPS": "False",
+            "DJANGO_HTTPS": str(behind_proxy),
+            "DJANGO_BEHIND_PROXY": str(behind_proxy),
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
             "DJANGO_MEDIA_ROOT": str(self.folder / "media"),
             "DJANGO_STATIC_ROOT": str(self.folder / "static"),
@@ -125,6 +131,8 @@ class Site:
             "DJANGO_SUPERUSER_PASSWORD": self.password,
             "DJANGO_SUPERUSER_EMAIL": "admin@example.com",
         }
+        # What a proxy in front adds: the site then serves the request itself.
+        self._probe_headers = {"X-Forwarded-Proto": "https"} if behind_proxy else {}
         self._process = None
 
     def prepare(self):
@@ -198,6 +206,10 @@ class Site:
             # Logging in rotates the CSRF token: take the new one.
             return Client(self.url, session.cookies.get_dict())
 
+    def manage(self, *args):
+        """Run a manage.py command on this site's settings; its standard output."""
+        return self._manage(*args)
+
     def _manage(self, *args):
         done = subprocess.run(
             [sys.executable, "manage.py", *args],
@@ -208,6 +220,7 @@ class Site:
             timeout=COMMAND_TIMEOUT,
         )
         assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stderr}"
+        return done.stdout
 
     def _wait_until_up(self):
         deadline = time.monotonic() + START_TIMEOUT
@@ -215,7 +228,9 @@ class Site:
             if self._process.poll() is not None:
                 raise AssertionError(f"gunicorn exited:\n{self.log.read_text()}")
             try:
-                requests.get(f"{self.url}/accounts/login/", timeout=1).raise_for_status()
+                requests.get(
+                    f"{self.url}/accounts/login/", headers=self._probe_headers, timeout=1
+                ).raise_for_status()
                 return
             # Refused before gunicorn binds; unanswered while its workers still import Django.
             except (requests.ConnectionError, requests.Timeout):
