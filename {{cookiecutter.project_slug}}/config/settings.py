@@ -302,4 +302,6 @@ UPLOADS_STORAGE = env.str("UPLOADS_STORAGE", default=upload_defaults["STORAGE"])
 # hand downloads of files in MEDIA_ROOT to nginx, which then serves them and
 # their ranges without holding a worker's thread. Off: gunicorn streams them.
 
-UPLOADS_ACCEL_REDIRECT = env.str("UPLOADS_ACCEL_REDIRECT", default=upload_defaults["ACCEL_REDIRECT"])
+UPLOADS_ACCEL_REDIRECT = env.str(
+    "UPLOADS_ACCEL_REDIRECT", default=upload_defaults["ACCEL_REDIRECT"]
+)
