@@ -2,21 +2,21 @@
 What happens to uploads after their chunks: the work behind `cleanup_uploads`
 and `verify_uploads` (the commands only parse options and print).
 
-Cleanup finishes uploads whose finisher stopped (finishing.recover(): a worker
+Cleanup finishes uploads whose finisher stopped (engine.recover(): a worker
 restarted while an upload was `processing`, untouched for UPLOADS_CLEANUP_GRACE),
 then removes three kinds of debris, and nothing else:
 
 - uploads past their time: marked `expired` through engine.expire(), which takes
   the staging file's whole-file lock (so it waits for a chunk being written)
-  and re-checks the time under the row lock (a chunk that just landed keeps
-  the upload alive);
+  and expires it only if its time is still past (a chunk that just landed
+  keeps the upload alive);
 - staging entries of uploads that ended (cancelled, expired, failed, complete):
   leftovers of a crash between the database and the disk;
 - staging entries no upload owns, once older than UPLOADS_CLEANUP_GRACE, since
   an upload's file is created a moment before its record is committed.
 
 A staging entry belongs to the upload whose id (32 hex digits) its name starts
-with (staging.py's `<id>.part`, and any sidecar such as `<id>.info`). Files are
+with (staging.py's `<id>.part`; anything else named so counts as its too). Files are
 removed under their lock, taken without waiting: a file somebody holds is in
 use and left for the next run. Finished files in storage are never touched.
 Two copies may run at once: each counts only what its own unlink removed.
@@ -36,8 +36,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from . import engine, finishing, locks, staging
+from . import engine, locks, staging
 from .conf import upload_settings
+from .engine import transitions
 from .errors import Busy
 from .models import Upload
 
@@ -89,7 +90,7 @@ def cleanup(*, older_than=timedelta(0), dry_run=False, now=None, log=None):
 def _recover_stalled(report, before, dry_run, log):
     stalled = Upload.objects.filter(status=Status.PROCESSING, updated__lt=before)
     for upload in stalled.iterator():
-        if dry_run or finishing.recover(upload, stalled_before=before):
+        if dry_run or engine.recover(upload, stalled_before=before):
             report.recovered.append(upload)
             log(f"finished upload {upload.pk} ({upload.filename!r}) again: its finisher stopped")
 
@@ -272,9 +273,7 @@ def verify(upload):
     if problem is not None and problem.kind != "unreadable":
         error = f"verify_uploads, {timezone.now():%Y-%m-%d %H:%M}: {problem.message}"
         # Only a still-complete upload: two verifiers mark it once.
-        Upload.objects.filter(pk=upload.pk, status=Status.COMPLETE).update(
-            status=Status.FAILED, error=error, updated=timezone.now()
-        )
+        transitions.move(upload, Status.COMPLETE, Status.FAILED, error=error)
     return problem
 
 

@@ -19,7 +19,7 @@ from django.core.files import File
 
 from . import locks
 from .conf import upload_settings
-from .errors import BadRequest
+from .errors import UploadError
 
 BLOCK_SIZE = 1024 * 1024
 # Bytes go into the page cache WRITE_SIZE at a time. A 1 MiB write on a 1 MiB
@@ -31,6 +31,10 @@ BLOCK_SIZE = 1024 * 1024
 # boundaries cost a third more system time.
 WRITE_SIZE = 64 * 1024
 SUFFIX = ".part"
+
+
+class Gone(Exception):
+    """The upload has no staging file: it finished, or was cancelled or expired."""
 
 
 def directory():
@@ -54,11 +58,14 @@ def open_locked(upload, start=0, length=0, *, timeout=None):
     """
     Open the upload's staging file and hold a lock on [start, start + length)
     (length 0: the whole file), waiting up to `timeout` seconds (default
-    LOCK_TIMEOUT; 0: not at all). FileNotFoundError when the upload has none,
-    because it was cancelled, expired or finished.
+    LOCK_TIMEOUT; 0: not at all). Gone when the upload has none, because it
+    was cancelled, expired or finished.
     """
     path = path_for(upload)
-    fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise Gone(f"upload {upload.pk} has no staging file") from None
     if timeout is None:
         timeout = upload_settings.LOCK_TIMEOUT
     try:
@@ -68,39 +75,20 @@ def open_locked(upload, start=0, length=0, *, timeout=None):
         os.close(fd)
 
 
-def write_at(fd, offset, stream, length):
-    """
-    Copy exactly `length` bytes from `stream` to the file at `offset`.
-
-    Reads in blocks of at most BLOCK_SIZE. Raises BadRequest when the stream
-    ends early or has bytes left over, after which the bytes written are not
-    counted as received (the engine never records them).
-    """
-    position, end = offset, offset + length
-    while position < end:
-        block = stream.read(min(BLOCK_SIZE, end - position))
-        if not block:
-            raise BadRequest(
-                f"the chunk ended after {position - offset} bytes; {length} were declared"
-            )
-        position = _pwrite_all(fd, block, position)
-    if stream.read(1):
-        raise BadRequest(f"the chunk is longer than the {length} bytes declared")
-    return length
-
-
 def write_available(fd, offset, stream, limit, digest=None):
     """
-    Copy up to `limit` bytes from `stream` to the file at `offset`, stopping
-    early if the stream ends or breaks (a client cut off mid-body). Feeds
-    `digest` (a hashlib object) with every byte written. Returns
-    (bytes written, whether the stream ended early); the caller decides
-    whether those bytes count.
+    Copy up to `limit` bytes from `stream` to the file at `offset`, in blocks
+    of at most BLOCK_SIZE, stopping early if the stream ends or breaks (a
+    client cut off mid-body). Feeds `digest` (a hashlib object) with every
+    byte written. Returns (bytes written, whether the stream ended early);
+    the engine decides whether those bytes count.
     """
     position, end = offset, offset + limit
     while position < end:
         try:
             block = stream.read(min(BLOCK_SIZE, end - position))
+        except UploadError:  # a malformed body (multipart.py) says what is wrong with it
+            raise
         except Exception:  # servers report a lost client as a short read or an error
             block = b""
         if not block:
@@ -109,6 +97,16 @@ def write_available(fd, offset, stream, limit, digest=None):
             digest.update(block)
         position = _pwrite_all(fd, block, position)
     return position - offset, False
+
+
+def has_more(stream):
+    """Whether `stream` has bytes past those read: a body longer than it said."""
+    try:
+        return bool(stream.read(1))
+    except UploadError:
+        raise
+    except Exception:  # a broken stream has nothing more to give
+        return False
 
 
 def _pwrite_all(fd, block, position):

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.django_db
 def make(user, data=b"hello world", *, complete=True, name="hello.txt"):
     upload = engine.start(user, Upload.Protocol.FLOW, filename=name, size=len(data))
     if complete:
-        engine.receive(upload, 0, len(data), io.BytesIO(data))
+        engine.write(upload, engine.Piece(0, len(data), io.BytesIO(data)))
     else:
-        engine.receive(upload, 0, 1, io.BytesIO(data[:1]))
+        engine.write(upload, engine.Piece(0, 1, io.BytesIO(data[:1])))
     upload.refresh_from_db()
     return upload
 

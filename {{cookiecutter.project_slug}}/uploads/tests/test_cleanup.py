@@ -15,7 +15,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from uploads import engine, finishing, staging
+from uploads import engine, staging
+from uploads.engine import recording
 from uploads.models import Upload
 
 from .chunking import sha256
@@ -39,7 +40,8 @@ def start(user, data, *, client_id=None):
 
 
 def send(upload, data, start=0, end=100):
-    return engine.receive(upload, start, end - start, io.BytesIO(data[start:end]))
+    piece = engine.Piece(start, end - start, io.BytesIO(data[start:end]))
+    return engine.write(upload, piece)
 
 
 def age(path, seconds):
@@ -214,10 +216,10 @@ def test_bad_options_and_an_unreachable_database_exit_non_zero(tmp_path):
 def _stalled(user, data=b"s" * 300):
     """An upload whose worker died right after receiving the last byte."""
     upload = engine.start(user, Upload.Protocol.FLOW, filename="stalled.bin", size=len(data))
-    engine.receive(upload, 0, 200, io.BytesIO(data[:200]))
+    engine.write(upload, engine.Piece(0, 200, io.BytesIO(data[:200])))
     with staging.open_locked(upload, 200, 100) as fd:
-        staging.write_at(fd, 200, io.BytesIO(data[200:]), 100)
-        assert engine._record(upload, 200, 300)  # now `processing`; finish() never ran
+        assert staging.write_available(fd, 200, io.BytesIO(data[200:]), 100) == (100, False)
+        assert recording.record(upload, 200, 300)  # now `processing`; finish() never ran
     Upload.objects.filter(pk=upload.pk).update(updated=timezone.now() - timezone.timedelta(hours=2))
     return upload
 
@@ -238,7 +240,7 @@ def test_an_upload_whose_finisher_stopped_is_finished_once(user):
 def test_a_finish_still_at_work_is_left_alone(user):
     upload = _stalled(user)
     with staging.open_locked(upload):  # the finisher holds the file
-        finishing.recover(upload, stalled_before=timezone.now())
+        engine.recover(upload, stalled_before=timezone.now())
     assert Upload.objects.get(pk=upload.pk).status == Status.PROCESSING
 
 

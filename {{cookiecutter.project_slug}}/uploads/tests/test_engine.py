@@ -10,6 +10,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from uploads import engine, staging
+from uploads.engine import recording
 from uploads.errors import BadRequest, ChunkConflict, TooLarge, TypeNotAllowed, UploadGone
 from uploads.models import Upload
 from uploads.signals import upload_completed, upload_failed, upload_started
@@ -56,7 +57,8 @@ def begin(user, data, chunk_size, **kw):
 
 def send(upload, data, chunk_size, number):
     start, end = chunk_bounds(len(data), chunk_size, number)
-    return engine.receive(upload, start, end - start, io.BytesIO(data[start:end]))
+    piece = engine.Piece(start, end - start, io.BytesIO(data[start:end]))
+    return engine.write(upload, piece)
 
 
 def stored_bytes(upload):
@@ -101,7 +103,7 @@ def test_a_chunk_that_would_change_received_bytes_is_refused(user):
     send(upload, data, 256, 2)
     with pytest.raises(ChunkConflict):
         # Bytes 100-400 straddle the received chunk 256-512.
-        engine.receive(upload, 100, 300, io.BytesIO(b"x" * 300))
+        engine.write(upload, engine.Piece(100, 300, io.BytesIO(b"x" * 300)))
     send(upload, data, 256, 1)
     send(upload, data, 256, 3)
     send(upload, data, 256, 4)
@@ -113,7 +115,7 @@ def test_a_repeated_chunk_is_not_written_again(user, tmp_path):
     upload = begin(user, data, 100)
     send(upload, data, 100, 1)
     # Same place, other bytes: drained, not written.
-    engine.receive(upload, 0, 100, io.BytesIO(b"z" * 100))
+    engine.write(upload, engine.Piece(0, 100, io.BytesIO(b"z" * 100)))
     send(upload, data, 100, 2)
     assert stored_bytes(upload) == data
 
@@ -131,7 +133,7 @@ def test_started_is_sent_once_when_the_record_is_committed(
 
 def test_an_empty_file_completes(user, signals):
     upload = begin(user, b"", 1024)
-    engine.receive(upload, 0, 0, io.BytesIO(b""))
+    engine.write(upload, engine.Piece(0, 0, io.BytesIO(b"")))
     upload.refresh_from_db()
     assert upload.status == Status.COMPLETE
     assert upload.sha256 == sha256(b"")
@@ -142,9 +144,9 @@ def test_a_short_chunk_is_refused_and_not_counted(user):
     data = b"x" * 300
     upload = begin(user, data, 100)
     with pytest.raises(BadRequest, match="ended after 50 bytes"):
-        engine.receive(upload, 0, 100, io.BytesIO(b"x" * 50))
+        engine.write(upload, engine.Piece(0, 100, io.BytesIO(b"x" * 50)))
     with pytest.raises(BadRequest, match="longer than"):
-        engine.receive(upload, 0, 100, io.BytesIO(b"x" * 150))
+        engine.write(upload, engine.Piece(0, 100, io.BytesIO(b"x" * 150)))
     upload.refresh_from_db()
     assert upload.received_bytes == 0
     assert upload.received_ranges == []
@@ -191,7 +193,7 @@ def test_cancel_removes_staged_bytes_and_refuses_later_chunks(user, signals):
 
 def test_a_complete_upload_cannot_be_cancelled(user):
     upload = begin(user, b"abc", 10)
-    engine.receive(upload, 0, 3, io.BytesIO(b"abc"))
+    engine.write(upload, engine.Piece(0, 3, io.BytesIO(b"abc")))
     with pytest.raises(ChunkConflict):
         engine.cancel(upload)
     assert stored_bytes(upload) == b"abc"
@@ -230,7 +232,7 @@ def test_finishing_failure_is_recorded_and_signalled(user, signals):
 
 def test_clean_names_are_stored(user):
     upload = begin(user, b"abc", 10, filename="../../etc/pa\x07ss wd.txt")
-    engine.receive(upload, 0, 3, io.BytesIO(b"abc"))
+    engine.write(upload, engine.Piece(0, 3, io.BytesIO(b"abc")))
     upload.refresh_from_db()
     assert upload.filename == "../../etc/pa\x07ss wd.txt"
     assert upload.name == "pass wd.txt"
@@ -265,12 +267,12 @@ def test_a_late_copy_of_a_chunk_goes_to_the_finished_upload(user, signals):
 
 
 def test_a_deferred_size_is_recorded_once_even_by_racing_requests(user):
-    """append() checks a late size before writing; _record() again under the row lock."""
+    """write() checks a late size before writing; record() again in its conditional UPDATE."""
     upload = engine.start(user, Upload.Protocol.TUS, filename="stream.bin", size=None)
     stale = Upload.objects.get(pk=upload.pk)  # read before another request gives the size
-    engine.append(upload, 0, 3, io.BytesIO(b"abc"), size=10)
+    engine.write(upload, engine.Piece(0, 3, io.BytesIO(b"abc"), in_order=True, size=10))
     with pytest.raises(BadRequest, match="size is 10 bytes; it cannot change to 12"):
-        engine._record(stale, 3, 3, size=12)
+        recording.record(stale, 3, 3, size=12)
     upload.refresh_from_db()
     assert (upload.size, upload.received_bytes, upload.status) == (10, 3, Status.UPLOADING)
 
@@ -297,8 +299,8 @@ def test_by_default_the_last_chunk_answers_processing_and_a_thread_finishes(
 def test_a_chunk_for_an_upload_deleted_meanwhile_is_refused_not_a_crash(user):
     """The admin deletes an upload while one of its chunks is on its way."""
     upload = engine.find_or_start(user, "flow", "deleted", filename="d.bin", size=20, chunk_size=10)
-    engine.receive(upload, 0, 10, io.BytesIO(b"a" * 10))
+    engine.write(upload, engine.Piece(0, 10, io.BytesIO(b"a" * 10)))
     Upload.objects.filter(pk=upload.pk).delete()
     with pytest.raises(UploadGone, match="deleted"):
-        engine.receive(upload, 10, 10, io.BytesIO(b"b" * 10))
+        engine.write(upload, engine.Piece(10, 10, io.BytesIO(b"b" * 10)))
     assert not Upload.objects.exists()

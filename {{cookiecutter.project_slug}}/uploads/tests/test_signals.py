@@ -64,7 +64,7 @@ def test_expired_is_sent_once_whoever_expires_it(user, sent, django_capture_on_c
     data = b"e" * 300
     with django_capture_on_commit_callbacks(execute=True):
         upload = begin(user, data)
-    engine.receive(upload, 0, 100, io.BytesIO(data[:100]))
+    engine.write(upload, engine.Piece(0, 100, io.BytesIO(data[:100])))
     Upload.objects.filter(pk=upload.pk).update(expires=timezone.now() - timezone.timedelta(1))
     with pytest.raises(UploadGone, match="expired"):  # the next chunk finds it expired
         begin(user, data)
@@ -117,7 +117,7 @@ def test_the_readme_example_receiver_works(user, caplog):
         data = b"r" * 300
         with caplog.at_level(logging.INFO):
             done = begin(user, data, client_id="done")
-            engine.receive(done, 0, 300, io.BytesIO(data))
+            engine.write(done, engine.Piece(0, 300, io.BytesIO(data)))
             late = begin(user, data, client_id="late")
             Upload.objects.filter(pk=late.pk).update(expires=timezone.now())
             engine.expire(late)

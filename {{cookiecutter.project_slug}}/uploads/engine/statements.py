@@ -20,7 +20,7 @@ import functools
 
 from django.db import connections, router
 
-from .models import Upload
+from ..models import Upload
 
 _meta = Upload._meta
 
