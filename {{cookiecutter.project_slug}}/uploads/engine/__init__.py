@@ -33,8 +33,8 @@ A protocol differs from another only in what it says about its bytes: a Piece
 carries a checksum, or holds a whole file for an explicit complete().
 """
 
-from .ending import cancel, check_open, expire, expire_if_due, expired_message
-from .finishing import complete, finish, finish_soon, recover
+from .ending import cancel, check_open, expire, expire_if_due
+from .finishing import complete, recover
 from .starting import (
     LATE_CHUNK_WINDOW,
     check_declared_file,
@@ -55,11 +55,8 @@ __all__ = [
     "current_offset",
     "expire",
     "expire_if_due",
-    "expired_message",
     "find_active",
     "find_or_start",
-    "finish",
-    "finish_soon",
     "has_range",
     "recover",
     "start",
