@@ -211,6 +211,7 @@ LOGGING = {
 # folder that every worker process sees, on the same file system as MEDIA_ROOT
 # so that finishing an upload is a rename, not a copy.
 
+UPLOADS_STAGING = env("UPLOADS_STAGING", default="local")
 UPLOADS_STAGING_DIR = env.path("UPLOADS_STAGING_DIR", default=BASE_DIR / "var" / "staging")
 UPLOADS_MAX_BYTES = env.int("UPLOADS_MAX_BYTES", default=50 * 1024**3)
 UPLOADS_ALLOWED_EXTENSIONS = env.list("UPLOADS_ALLOWED_EXTENSIONS", default=[])

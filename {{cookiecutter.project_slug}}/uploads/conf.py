@@ -14,7 +14,9 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS = {
-    # Where unfinished uploads are written, one file each. Absolute path.
+    # Where unfinished uploads are kept: a name in uploads.staging.BACKENDS.
+    "STAGING": "local",
+    # Where the local backend writes them, one file each. Absolute path.
     "STAGING_DIR": None,
     # Largest file accepted, in bytes. Finite on purpose.
     "MAX_BYTES": 50 * 1024**3,

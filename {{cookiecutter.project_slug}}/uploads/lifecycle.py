@@ -16,7 +16,7 @@ then removes three kinds of debris, and nothing else:
   an upload's file is created a moment before its record is committed.
 
 A staging entry belongs to the upload whose id (32 hex digits) its name starts
-with (staging.py's `<id>.part`; anything else named so counts as its too). Files are
+with (the local staging backend's `<id>.part`; anything else named so counts as its too). Files are
 removed under their lock, taken without waiting: a file somebody holds is in
 use and left for the next run. Finished files in storage are never touched.
 Two copies may run at once: each counts only what its own unlink removed.
@@ -98,7 +98,7 @@ def _recover_stalled(report, before, dry_run, log):
 def _expire_uploads(report, before, dry_run, log):
     due = Upload.objects.filter(status=Status.UPLOADING, expires__lte=before).order_by("expires")
     for upload in due.iterator():
-        freed = _disk_usage(staging.path_for(upload))
+        freed = _disk_usage(staging.backend.path_for(upload))
         if dry_run:
             expired = True
         else:
@@ -111,12 +111,14 @@ def _expire_uploads(report, before, dry_run, log):
         if expired:
             report.expired.append(upload)
             if freed:
-                report.removed.append(Removal(str(staging.path_for(upload)), freed, "expired"))
+                report.removed.append(
+                    Removal(str(staging.backend.path_for(upload)), freed, "expired")
+                )
             log(f"expired upload {upload.pk} ({upload.filename!r}), {freed} bytes staged")
 
 
 def _remove_debris(report, now, older_than, dry_run, log):
-    folder = staging.directory()
+    folder = staging.backend.directory()
     try:
         # Listed before the database is asked, so a record committed in between is seen.
         entries = list(os.scandir(folder))

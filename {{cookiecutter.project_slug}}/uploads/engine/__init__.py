@@ -3,9 +3,10 @@ The upload engine: the one place that decides what happens to every chunk.
 
 Protocol adapters (uploads/protocols/) turn a request into calls here: "find or
 start this upload", "write this piece", "is this range here?", "cancel". The
-engine checks them against the upload's record, writes through staging.py
-under a byte-range lock, records the range atomically and finishes the upload
-exactly once. Its modules follow the life of a chunk:
+engine checks them against the upload's record, writes through the staging
+backend (uploads/staging/) under a byte-range lock, records the range
+atomically and finishes the upload exactly once. Its modules follow the life
+of a chunk:
 
 1. find the upload                      SELECT            starting.py (find_or_start)
 2. lock the piece's bytes in the staging file                writing.py (write)

@@ -10,7 +10,6 @@ upload through complete(), which checks the client's md5 here.
 """
 
 import logging
-import os
 import threading
 
 from django import db
@@ -70,23 +69,23 @@ def finish(upload, *, expected=None):
     try:
         # The lock is held until the file is in storage: recover() takes a
         # file nobody holds for one whose finisher stopped.
-        with staging.open_locked(upload) as fd:
-            on_disk = os.fstat(fd).st_size
+        with staging.backend.open_locked(upload) as fd:
+            on_disk = staging.backend.size(fd)
             if on_disk != upload.size:
                 raise ValueError(f"the staged file has {on_disk} bytes, not {upload.size}")
-            digests, read = staging.digests_of(fd, upload.size, {"sha256", *expected})
+            digests, read = staging.backend.digests(fd, upload.size, {"sha256", *expected})
             if read != upload.size:
                 raise ValueError(f"read {read} bytes of {upload.size} while hashing")
             digest = digests["sha256"]
             wrong = [name for name, value in expected.items() if digests[name] != value]
             if not wrong:
-                staged = staging.StagedFile(upload)
+                staged = staging.backend.staged_file(upload)
                 try:
                     # A rename on the same file system (FileSystemStorage), a stream otherwise.
                     upload.file.save(upload.name, staged, save=False)
                 finally:
                     staged.close()
-                staging.remove(upload)
+                staging.backend.remove(upload)
     except Exception as exc:
         logger.exception("upload %s could not be finished", upload.pk)
         transitions.move(upload, Status.PROCESSING, Status.FAILED, error=f"finishing failed: {exc}")
@@ -128,7 +127,7 @@ def recover(upload, *, stalled_before):
     if not claimed:
         return False
     try:
-        with staging.open_locked(upload, timeout=0):
+        with staging.backend.open_locked(upload, timeout=0):
             pass  # nobody is finishing it
     except Busy:
         return False

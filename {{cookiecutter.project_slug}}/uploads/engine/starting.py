@@ -161,7 +161,7 @@ def start(owner, protocol, *, filename, size, client_id="", chunk_size=None, rel
         updated=now,
         expires=now + upload_settings.EXPIRATION,
     )
-    staging.create(upload)
+    staging.backend.create(upload)
     transitions.started(upload)
     return upload
 

@@ -74,11 +74,11 @@ def write(upload, piece):
     ending.check_open(upload)
     digest = hashlib.new(piece.checksum[0]) if piece.checksum else None
     try:
-        with staging.open_locked(upload, piece.offset, piece.length) as fd:
+        with staging.backend.open_locked(upload, piece.offset, piece.length) as fd:
             recording.reload(upload)
             if _already_has(upload, piece):
                 return upload
-            written, cut_off = staging.write_available(
+            written, cut_off = staging.backend.write(
                 fd, piece.offset, piece.stream, piece.length, digest
             )
             _check_body(piece, written, cut_off, digest)

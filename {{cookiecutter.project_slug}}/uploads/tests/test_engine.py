@@ -94,7 +94,7 @@ def test_any_order_with_repeats_gives_the_file_once(
     assert upload.received_bytes == len(data)
     assert stored_bytes(upload) == data
     assert signals["completed"].count(upload.pk) == 1
-    assert not staging.path_for(upload).exists()
+    assert not staging.backend.path_for(upload).exists()
 
 
 def test_a_chunk_that_would_change_received_bytes_is_refused(user):
@@ -161,7 +161,7 @@ def test_limits_are_checked_before_anything_is_kept(user, settings):
         begin(user, b"x" * 10, 100, filename="a.exe")
     assert begin(user, b"x" * 10, 100, filename="notes.txt").name == "notes.txt"
     assert Upload.objects.count() == 1
-    assert [p.name for p in staging.directory().iterdir()] == [
+    assert [p.name for p in staging.backend.directory().iterdir()] == [
         f"{Upload.objects.get().id.hex}.part"
     ]
 
@@ -179,12 +179,12 @@ def test_cancel_removes_staged_bytes_and_refuses_later_chunks(user, signals):
     data = b"x" * 300
     upload = begin(user, data, 100)
     send(upload, data, 100, 1)
-    assert staging.path_for(upload).exists()
+    assert staging.backend.path_for(upload).exists()
     engine.cancel(upload)
-    assert not staging.path_for(upload).exists()
+    assert not staging.backend.path_for(upload).exists()
     with pytest.raises(UploadGone):
         send(upload, data, 100, 2)
-    assert not staging.path_for(upload).exists()
+    assert not staging.backend.path_for(upload).exists()
     engine.cancel(upload)  # again: nothing more happens
     upload.refresh_from_db()
     assert upload.status == Status.CANCELLED
@@ -208,7 +208,7 @@ def test_an_expired_upload_refuses_its_chunk_then_the_retry_starts_afresh(user, 
         begin(user, data, 100, client_id="again")
     first.refresh_from_db()
     assert first.status == Status.EXPIRED
-    assert not staging.path_for(first).exists()
+    assert not staging.backend.path_for(first).exists()
     # The client's retry (same identifier) gets a new upload.
     second = begin(user, data, 100, client_id="again")
     assert second.pk != first.pk
@@ -219,7 +219,7 @@ def test_finishing_failure_is_recorded_and_signalled(user, signals):
     upload = begin(user, data, 100)
     send(upload, data, 100, 1)
     # A stray byte past the end, behind the engine's back: the size check catches it.
-    with open(staging.path_for(upload), "r+b") as f:
+    with open(staging.backend.path_for(upload), "r+b") as f:
         f.seek(250)
         f.write(b"!")
     send(upload, data, 100, 2)
@@ -257,7 +257,7 @@ def test_a_late_copy_of_a_chunk_goes_to_the_finished_upload(user, signals):
     assert again.pk == upload.pk
     assert send(again, data, 1024, 2).status == Status.COMPLETE
     assert Upload.objects.count() == 1
-    assert list(staging.directory().iterdir()) == []
+    assert list(staging.backend.directory().iterdir()) == []
     assert signals["completed"] == [upload.pk]
     # After the window, the same identifier starts a new upload.
     Upload.objects.filter(pk=upload.pk).update(

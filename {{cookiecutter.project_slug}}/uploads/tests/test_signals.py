@@ -104,7 +104,7 @@ def test_flow_chunk_for_an_expired_upload_gets_a_final_404(alice, user):
     assert "expired" in response.json()["error"]
     status = alice.get(f"/uploads/api/uploads/{upload.pk}/").json()
     assert status["status"] == "expired"
-    assert not staging.path_for(upload).exists()
+    assert not staging.backend.path_for(upload).exists()
 
 
 @pytest.mark.django_db

@@ -84,9 +84,9 @@ def test_each_edge_is_made_once_and_sends_its_signal_once(user, sent, source, ta
 
 def test_ending_an_upload_early_drops_its_staged_bytes(user):
     upload = upload_in(user, Status.UPLOADING)
-    assert staging.path_for(upload).exists()
+    assert staging.backend.path_for(upload).exists()
     transitions.move(upload, Status.UPLOADING, Status.CANCELLED)
-    assert not staging.path_for(upload).exists()
+    assert not staging.backend.path_for(upload).exists()
 
 
 def test_cancelling_an_upload_being_finished_does_nothing_and_says_so(user):
@@ -94,7 +94,7 @@ def test_cancelling_an_upload_being_finished_does_nothing_and_says_so(user):
     with pytest.raises(ChunkConflict, match="being finished"):
         engine.cancel(Upload.objects.get(pk=upload.pk))
     assert Upload.objects.get(pk=upload.pk).status == Status.PROCESSING
-    assert staging.path_for(upload).exists(), "its bytes are still there to be finished"
+    assert staging.backend.path_for(upload).exists(), "its bytes are still there to be finished"
 
 
 def test_a_wrong_whole_file_checksum_goes_back_to_uploading_through_the_table(user, sent):
