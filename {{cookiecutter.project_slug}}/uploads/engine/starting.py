@@ -92,7 +92,7 @@ def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None
     if upload is None:
         try:
             with transaction.atomic():
-                upload = start(
+                upload = _create(
                     owner,
                     protocol,
                     client_id=client_id,
@@ -147,6 +147,18 @@ def start(owner, protocol, *, filename, size, client_id="", chunk_size=None, rel
     cannot complete and takes bytes up to UPLOADS_MAX_BYTES.
     """
     check_declared_file(filename, size)
+    return _create(
+        owner,
+        protocol,
+        filename=filename,
+        size=size,
+        client_id=client_id,
+        chunk_size=chunk_size,
+        relative_path=relative_path,
+    )
+
+
+def _create(owner, protocol, *, filename, size, client_id, chunk_size, relative_path):
     now = timezone.now()
     upload = Upload.objects.create(
         owner=owner,
