@@ -69,11 +69,11 @@ def finish(upload, *, expected=None):
     try:
         # The lock is held until the file is in storage: recover() takes a
         # file nobody holds for one whose finisher stopped.
-        with staging.backend.open_locked(upload) as fd:
-            on_disk = staging.backend.size(fd)
-            if on_disk != upload.size:
-                raise ValueError(f"the staged file has {on_disk} bytes, not {upload.size}")
-            digests, read = staging.backend.digests(fd, upload.size, {"sha256", *expected})
+        with staging.backend.open_locked(upload) as handle:
+            staged_size = staging.backend.size(handle)
+            if staged_size != upload.size:
+                raise ValueError(f"the staged file has {staged_size} bytes, not {upload.size}")
+            digests, read = staging.backend.digests(handle, upload.size, {"sha256", *expected})
             if read != upload.size:
                 raise ValueError(f"read {read} bytes of {upload.size} while hashing")
             digest = digests["sha256"]

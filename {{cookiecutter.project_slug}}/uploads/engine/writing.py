@@ -74,12 +74,12 @@ def write(upload, piece):
     ending.check_open(upload)
     digest = hashlib.new(piece.checksum[0]) if piece.checksum else None
     try:
-        with staging.backend.open_locked(upload, piece.offset, piece.length) as fd:
+        with staging.backend.open_locked(upload, piece.offset, piece.length) as handle:
             recording.reload(upload)
             if _already_has(upload, piece):
                 return upload
             written, cut_off = staging.backend.write(
-                fd, piece.offset, piece.stream, piece.length, digest
+                handle, piece.offset, piece.stream, piece.length, digest
             )
             _check_body(piece, written, cut_off, digest)
             finished = recording.record(
