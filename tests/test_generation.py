@@ -81,7 +81,7 @@ def test_defaults_generate_the_documented_layout(site):
         ".env.example",
         "README.md",
         "config/settings.py",
-        "uploads/engine.py",
+        "uploads/engine/__init__.py",
         "uploads/protocols/flowjs.py",
         "uploads/protocols/resumablejs.py",
         "uploads/static/uploads/vendor/manifest.json",

@@ -12,8 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from corsheaders.defaults import default_headers
 
 from uploads.conf import DEFAULTS as upload_defaults
+from uploads.protocols import tus_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -224,36 +226,8 @@ CSRF_FAILURE_VIEW = "uploads.access.csrf_failure"
 CORS_ALLOWED_ORIGINS = env.list("DJANGO_CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/uploads/(tus|chunked|flow|resumable|api)/"
 CORS_ALLOW_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST"]
-CORS_ALLOW_HEADERS = [
-    "accept",
-    "authorization",
-    "content-type",
-    "content-range",
-    "x-csrftoken",
-    "x-requested-with",
-    "x-http-method-override",
-    "tus-resumable",
-    "upload-length",
-    "upload-offset",
-    "upload-metadata",
-    "upload-checksum",
-    "upload-defer-length",
-    "upload-concat",
-]
-CORS_EXPOSE_HEADERS = [
-    "Location",
-    "Upload-Offset",
-    "Upload-Length",
-    "Upload-Metadata",
-    "Upload-Expires",
-    "Upload-Defer-Length",
-    "Upload-Concat",
-    "Tus-Resumable",
-    "Tus-Version",
-    "Tus-Extension",
-    "Tus-Max-Size",
-    "Tus-Checksum-Algorithm",
-]
+CORS_ALLOW_HEADERS = [*default_headers, "content-range", *tus_headers.REQUEST_HEADERS]
+CORS_EXPOSE_HEADERS = list(tus_headers.RESPONSE_HEADERS)
 CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- Logging ----------------------------------------------------------------
@@ -276,6 +250,7 @@ LOGGING = {
 # on the same file system as MEDIA_ROOT so that finishing an upload is a
 # rename, not a copy.
 
+UPLOADS_STAGING = env.str("UPLOADS_STAGING", default=upload_defaults["STAGING"])
 UPLOADS_STAGING_DIR = env.str("UPLOADS_STAGING_DIR", default=upload_defaults["STAGING_DIR"])
 UPLOADS_MAX_BYTES = env.str("UPLOADS_MAX_BYTES", default=upload_defaults["MAX_BYTES"])
 UPLOADS_ALLOWED_EXTENSIONS = env.list(

@@ -21,8 +21,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS = {
-    # Absolute path of the folder unfinished uploads are written to, one file
-    # each. None: var/staging in the project folder (BASE_DIR).
+    # Where unfinished uploads are kept: a name in uploads.staging.BACKENDS.
+    "STAGING": "local",
+    # Absolute path of the folder the local backend writes unfinished uploads
+    # to, one file each. None: var/staging in the project folder (BASE_DIR).
     "STAGING_DIR": None,
     # Bytes: the largest file accepted (50 GiB). Finite on purpose.
     "MAX_BYTES": 50 * 1024**3,
@@ -140,6 +142,15 @@ class UploadSettings:
 
     def _clean_lock_timeout(self, value):
         return _seconds("LOCK_TIMEOUT", value)
+
+    def _clean_staging(self, value):
+        from .staging import BACKENDS  # the staging package reads these settings
+
+        if value not in BACKENDS:
+            raise ImproperlyConfigured(
+                f"UPLOADS_STAGING must be one of {', '.join(BACKENDS)}, not {value!r}."
+            )
+        return value
 
     def _clean_client(self, value):
         if value not in CLIENTS:

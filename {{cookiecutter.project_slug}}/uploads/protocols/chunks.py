@@ -22,9 +22,6 @@ from ..multipart import read_until_file
 from ..representation import upload_json
 from .numbers import whole_number
 
-# What a chunk for a cancelled or expired upload answers (see post()).
-GONE_STATUS = 404
-
 
 @dataclass(frozen=True)
 class Chunk:
@@ -75,6 +72,9 @@ class ChunkProtocol(UploadEndpoint):
     protocol = None  # an Upload.Protocol
 
     http_method_names = ["get", "post", "options"]
+    # Cancelled or expired: flow.js and resumable.js retry a 410 forever; 404
+    # is in both clients' permanentErrors, so the file stops there.
+    error_statuses = {UploadGone: 404}
 
     def param(self, params, name, *, integer=False, required=True):
         key = self.prefix + name
@@ -134,15 +134,10 @@ class ChunkProtocol(UploadEndpoint):
 
     def post(self, request):
         content_type = request.META.get("CONTENT_TYPE", "")
-        try:
-            if content_type.lower().startswith("multipart/form-data"):
-                upload = self.receive_multipart(request, content_type)
-            else:
-                upload = self.receive_octet(request)
-        except UploadGone as exc:
-            # Cancelled or expired. flow.js and resumable.js retry a 410 forever;
-            # 404 is in both clients' permanentErrors, so the file stops there.
-            raise UploadGone(exc.message, status=GONE_STATUS) from None
+        if content_type.lower().startswith("multipart/form-data"):
+            upload = self.receive_multipart(request, content_type)
+        else:
+            upload = self.receive_octet(request)
         return JsonResponse(upload_json(upload))
 
     def receive_octet(self, request):
@@ -156,13 +151,15 @@ class ChunkProtocol(UploadEndpoint):
                 f"the body has {length} bytes but {self.prefix}CurrentChunkSize is "
                 f"{chunk.current_size}"
             )
-        upload = self.find_or_start(chunk)
-        return engine.receive(upload, chunk.offset, chunk.current_size, request)
+        return self.write(chunk, request)
 
     def receive_multipart(self, request, content_type):
         # Some clients (resumable.js) repeat the parameters in the query string.
         query = {key: request.GET[key] for key in request.GET if key.startswith(self.prefix)}
         fields, part = read_until_file(request, content_type, query)
         chunk = self.parse(fields)
+        return self.write(chunk, part)
+
+    def write(self, chunk, stream):
         upload = self.find_or_start(chunk)
-        return engine.receive(upload, chunk.offset, chunk.current_size, part)
+        return engine.write(upload, engine.Piece(chunk.offset, chunk.current_size, stream))

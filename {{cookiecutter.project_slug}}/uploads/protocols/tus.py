@@ -6,10 +6,10 @@ expiration and checksum extensions.
 `POST /uploads/tus/` makes an upload with engine.start(); the upload's id is
 the one in its URL, `/uploads/tus/<id>`, and in the status API. `HEAD` tells
 how many bytes the server has, `PATCH` appends bytes at that offset through
-engine.append(), keeping what arrived of a body that was cut off, and `DELETE`
+engine.write(), keeping what arrived of a body that was cut off, and `DELETE`
 cancels. A client that does not know the file's size yet creates the upload
 with `Upload-Defer-Length: 1` and sends `Upload-Length` with a later PATCH;
-engine.append() checks and records it. Not implemented, so not advertised:
+engine.write() checks and records it. Not implemented, so not advertised:
 concatenation.
 """
 
@@ -25,7 +25,7 @@ from django.utils.http import http_date
 from .. import engine
 from ..access import UploadEndpoint
 from ..conf import upload_settings
-from ..errors import BadRequest, TypeNotAllowed, UploadError
+from ..errors import BadRequest, NotAuthenticated, TooLarge, TypeNotAllowed, UploadError
 from ..models import Upload
 from .numbers import whole_number
 
@@ -133,8 +133,15 @@ class TusView(UploadEndpoint):
     """`/uploads/tus/` (OPTIONS, POST) and `/uploads/tus/<id>` (HEAD, PATCH, DELETE)."""
 
     http_method_names = ["options", "post", "head", "patch", "delete"]
-    unauthenticated_status = 401
     protocol = Upload.Protocol.TUS
+    # The statuses tus gives its own: VersionNotSupported is 412 and
+    # ChecksumMismatch 460 of themselves.
+    error_statuses = {NotAuthenticated: 401}
+    error_headers = {
+        NotAuthenticated: {"WWW-Authenticate": 'Bearer realm="uploads"'},
+        VersionNotSupported: {"Tus-Version": TUS_VERSION},
+        ChecksumAlgorithmNotSupported: {"Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS)},
+    }
 
     def dispatch(self, request, *args, **kwargs):
         # For clients and proxies that can only send GET and POST.
@@ -152,16 +159,6 @@ class TusView(UploadEndpoint):
             response = super().dispatch(request, *args, **kwargs)
         response["Tus-Resumable"] = TUS_VERSION
         response["Cache-Control"] = "no-store"
-        return response
-
-    def error_response(self, exc):
-        response = super().error_response(exc)
-        if isinstance(exc, VersionNotSupported):
-            response["Tus-Version"] = TUS_VERSION
-        if exc.status == 401:
-            response["WWW-Authenticate"] = 'Bearer realm="uploads"'
-        if isinstance(exc, ChecksumAlgorithmNotSupported):
-            response["Tus-Checksum-Algorithm"] = ",".join(CHECKSUM_ALGORITHMS)
         return response
 
     def get_upload(self, upload_id):
@@ -194,17 +191,16 @@ class TusView(UploadEndpoint):
             raise BadRequest(f"Upload-Metadata filetype {filetype[:60]!r} is not a media type")
         # As tusd does: a body is the file's first bytes only when typed as such.
         length = self.body_length(request, required=False) if self.is_offset_body(request) else 0
-        upload = engine.start(self.user, Upload.Protocol.TUS, filename=filename, size=size)
-        # Kept whole, for HEAD to give back; before any byte, so nothing races it.
-        upload.metadata = metadata
-        upload.save(update_fields=["metadata"])
+        upload = engine.start(
+            self.user, Upload.Protocol.TUS, filename=filename, size=size, metadata=metadata
+        )
         if length or size == 0:
             try:
                 self.append(request, upload, 0, length)
             except UploadError as exc:
-                # The upload exists: the client learns its offset and carries on with PATCH.
+                # The upload exists: the client learns its offset (the engine
+                # leaves `upload` as it stands) and carries on with PATCH.
                 logger.info("upload %s: creation-with-upload stopped: %s", upload.pk, exc.message)
-                upload.refresh_from_db()
         response = HttpResponse(status=201)
         response["Location"] = request.build_absolute_uri(reverse("uploads:tus", args=[upload.id]))
         response["Upload-Expires"] = http_date(upload.expires.timestamp())
@@ -252,9 +248,10 @@ class TusView(UploadEndpoint):
         header = request.META.get("HTTP_UPLOAD_CHECKSUM")
         checksum = parse_checksum(header) if header is not None else None
         stream = request if length else io.BytesIO()
-        return engine.append(
-            upload, offset, length, stream, partial=True, checksum=checksum, size=size
+        piece = engine.Piece(
+            offset, length, stream, in_order=True, keep_cut_off=True, checksum=checksum, size=size
         )
+        return engine.write(upload, piece)
 
     def is_offset_body(self, request):
         content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()

@@ -21,7 +21,7 @@ def staff(client, django_user_model):
 
 def test_the_list_shows_expiry_only_for_unfinished_uploads(client, staff):
     done = engine.start(staff, Upload.Protocol.FLOW, filename="done.txt", size=3)
-    engine.receive(done, 0, 3, io.BytesIO(b"abc"))
+    engine.write(done, engine.Piece(0, 3, io.BytesIO(b"abc")))
     done.refresh_from_db()
     going = engine.start(staff, Upload.Protocol.FLOW, filename="going.txt", size=3)
     page = client.get("/admin/uploads/upload/")

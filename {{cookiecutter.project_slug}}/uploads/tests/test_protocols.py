@@ -35,7 +35,7 @@ def data_of(size, seed=0):
 
 
 def staged_files():
-    folder = staging.directory()
+    folder = staging.backend.directory()
     return sorted(os.listdir(folder)) if folder.exists() else []
 
 
