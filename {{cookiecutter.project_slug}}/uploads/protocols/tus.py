@@ -25,7 +25,7 @@ from django.utils.http import http_date
 from .. import engine
 from ..access import UploadEndpoint
 from ..conf import upload_settings
-from ..errors import BadRequest, NotAuthenticated, TooLarge, TypeNotAllowed, UploadError
+from ..errors import BadRequest, NotAuthenticated, TypeNotAllowed, UploadError
 from ..models import Upload
 from .numbers import whole_number
 

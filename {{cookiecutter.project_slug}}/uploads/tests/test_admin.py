@@ -35,7 +35,7 @@ def test_the_list_shows_expiry_only_for_unfinished_uploads(client, staff):
 def test_an_upload_page_only_shows_it_in_words_a_person_reads(client, staff, django_user_model):
     owner = django_user_model.objects.create_user("carol", password="a-long-test-password")
     done = engine.start(owner, Upload.Protocol.FLOW, filename="report.pdf", size=2048)
-    engine.receive(done, 0, 2048, io.BytesIO(b"r" * 2048))
+    engine.write(done, engine.Piece(0, 2048, io.BytesIO(b"r" * 2048)))
     page = client.get(f"/admin/uploads/upload/{done.pk}/change/")
     assert page.status_code == 200
     html = page.content.decode()
@@ -59,7 +59,7 @@ def test_an_upload_page_only_shows_it_in_words_a_person_reads(client, staff, dja
 def test_a_fragmented_upload_is_summed_up_not_listed(client, staff):
     going = engine.start(staff, Upload.Protocol.FLOW, filename="gaps.bin", size=4096)
     for start in (0, 2048, 3072):
-        engine.receive(going, start, 512, io.BytesIO(b"g" * 512))
+        engine.write(going, engine.Piece(start, 512, io.BytesIO(b"g" * 512)))
     html = client.get(f"/admin/uploads/upload/{going.pk}/change/").content.decode()
     assert "3 pieces; the first missing byte is at 512\xa0bytes" in html
 
