@@ -105,7 +105,6 @@ class ChunkProtocol(UploadEndpoint):
         if len(chunk.client_id) > 255:
             raise BadRequest(f"{self.prefix}Identifier is longer than 255 characters")
         chunk.check()
-        engine.check_declared_file(chunk.filename, chunk.total_size)
         return chunk
 
     def find_or_start(self, chunk):
@@ -122,6 +121,8 @@ class ChunkProtocol(UploadEndpoint):
     def get(self, request):
         """The test request: 200 if the chunk is stored, 204 if not (never 404)."""
         chunk = self.parse(request.GET)
+        # Refused here as a chunk's POST would be (engine.find_or_start checks it there).
+        engine.check_declared_file(chunk.filename, chunk.total_size)
         upload = engine.find_active(self.user, self.protocol, chunk.client_id)
         if (
             upload is not None
