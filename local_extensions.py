@@ -9,7 +9,8 @@ cookiecutter.json (cookiecutter puts this folder on `sys.path` while it runs).
   placed right after its question runs its check there, before the next prompt.
   A refusal is one sentence on stderr and nothing else: a failing
   pre_gen_project hook would come after every question, with cookiecutter's
-  traceback.
+  traceback (hooks/pre_gen_project.py runs the same checks again, for a
+  replay file that skips the prompts).
 - `quoted` makes free text safe between the double quotes of a Python or TOML
   string. HTML never gets raw answers: the site's templates show them through
   Django's autoescaping (config/context_processors.py).

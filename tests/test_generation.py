@@ -248,6 +248,25 @@ def test_invalid_answers_stop_generation_with_one_sentence(tmp_path, capfd, answ
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_replay_file_edited_by_hand_is_checked_before_anything_is_written(tmp_path):
+    """--replay skips the prompts and so the checks at each answer: the pre-gen hook runs them."""
+    replay = tmp_path / "replay.json"
+    raw = json.loads((ROOT / "cookiecutter.json").read_text())
+    # A replay holds the answers, and the template's own settings (_extensions...) as they are.
+    answers = {key: value if key.startswith("_") else DEFAULTS[key] for key, value in raw.items()}
+    answers.update(project_slug="3files", _template=str(ROOT))
+    replay.write_text(json.dumps({"cookiecutter": answers}))
+    out = tmp_path / "replayed"
+    result = subprocess.run(
+        [VENV_BIN / "cookiecutter", "--replay-file", replay, "-o", out, ROOT],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert result.stderr.startswith("Error: project_slug '3files' is not a lower-case")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
 def test_a_refusal_on_the_command_line_is_one_sentence_without_traceback(tmp_path):
     result = subprocess.run(
         [VENV_BIN / "cookiecutter", "--no-input", "-o", tmp_path, ROOT, "project_slug=3files"],
