@@ -130,7 +130,11 @@ class Site:
     def start(self):
         for command in ("migrate", "collectstatic", "createsuperuser"):
             self._manage(command, "--noinput")
-        with open(self.log, "wb") as stderr, open(self.access_log, "wb") as stdout:
+        self.serve()
+
+    def serve(self):
+        """Start gunicorn on the site's port: again after stop(), as after an outage."""
+        with open(self.log, "ab") as stderr, open(self.access_log, "ab") as stdout:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
                 cwd=SITE_ROOT,
