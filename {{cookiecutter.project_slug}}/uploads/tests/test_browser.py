@@ -442,7 +442,8 @@ def test_document_form_saves_the_uploaded_file(open_page, tmp_path):
     save_document(tab, "The contract", path)
     tab.page.get_by_role("button", name="Save").click()
     tab.page.wait_for_url("**/documents/")
-    link = tab.page.locator("#documents-table tr", has_text="The contract").get_by_role("link")
+    row = tab.page.locator("#documents-table tr", has_text="The contract")
+    link = row.get_by_role("link", name=path.name)
     response = tab.page.request.get(tab.site.url + link.get_attribute("href"))
     assert hashlib.sha256(response.body()).hexdigest() == sha256(path)
     tab.assert_no_console_errors()
@@ -486,7 +487,7 @@ def test_document_admin_saves_the_uploaded_file(open_page, tmp_path):
     expect(tab.page.locator(".messagelist")).to_contain_text("was added successfully")
     tab.goto("/documents/")
     row = tab.page.locator("#documents-table tr", has_text="Added in the admin")
-    link = row.get_by_role("link")
+    link = row.get_by_role("link", name=path.name)
     response = tab.page.request.get(tab.site.url + link.get_attribute("href"))
     assert hashlib.sha256(response.body()).hexdigest() == sha256(path)
 

@@ -117,13 +117,8 @@ export class UploadQueue extends EventTarget {
     if (this.single) files = files.slice(0, 1);
     const accepted = [];
     for (const file of files) {
-      const same = this.files.find((queued) => queued.native && queued.identifier === identifierOf(file) &&
-        (queued.busy || queued.state === "paused"));
-      if (same) {
-        this.update(same, {message: t("%(name)s is already in the list: it continues from there.", {name: file.name})});
-        continue;
-      }
-      const reason = refusalOf(file, this.config);
+      const reason = this.alreadyQueued(file) ? t("Already uploading: this file continues in its row above.")
+        : refusalOf(file, this.config);
       if (!reason) {
         accepted.push(file);
         continue;
@@ -139,6 +134,12 @@ export class UploadQueue extends EventTarget {
       if (unfinished && !unfinished.has(file.name + "/" + file.size)) this.fresh.add(file);
     }
     this.driver.add(accepted);
+  }
+
+  // The libraries ignore a file they already have; the person is told.
+  alreadyQueued(file) {
+    const id = identifierOf(file);
+    return this.files.some((queued) => queued.identifier === id && (queued.busy || queued.state === "paused"));
   }
 
   // "name/size" of the user's unfinished uploads of this protocol (the newest
