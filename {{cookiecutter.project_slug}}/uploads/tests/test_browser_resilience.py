@@ -189,15 +189,21 @@ def test_a_reload_lists_the_interrupted_file_first_and_resumes_it_honestly(tab, 
     tab.wait_state("small.txt", "complete")
     tab.page.reload()
 
-    rows = tab.page.locator("#uploads-table tbody tr")
-    expect(rows.first).to_contain_text("interrupted.pdf")
-    expect(rows.first).to_contain_text("Interrupted")
-    expect(rows.nth(1)).to_contain_text("small.txt")
+    # Unfinished uploads first (other tests' too), then the rest, newest first.
+    listed = tab.page.eval_on_selector_all(
+        "#uploads-table tbody tr", "rows => rows.map(r => [r.dataset.filename, r.dataset.status])"
+    )
+    statuses = [status for _, status in listed]
+    assert statuses == sorted(statuses, key=lambda status: status != "uploading"), listed
+    names = [name for name, _ in listed]
+    assert names.index("interrupted.pdf") < names.index("small.txt"), listed
+    interrupted = tab.page.locator("#uploads-table tbody tr", has_text="interrupted.pdf")
+    expect(interrupted).to_contain_text("Interrupted")
 
     # Resume asks for the file, and refuses another one.
-    resume = rows.first.locator("input[data-resume]")
+    resume = interrupted.locator("input[data-resume]")
     resume.set_input_files(small)
-    expect(rows.first).to_contain_text("choose the same file")
+    expect(interrupted).to_contain_text("choose the same file")
     posts = chunk_posts(tab.page)
     resume.set_input_files(big)
     row = tab.row("interrupted.pdf")

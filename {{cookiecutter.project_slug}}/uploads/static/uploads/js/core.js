@@ -214,7 +214,9 @@ export class UploadQueue extends EventTarget {
     file.sent += Math.max(0, driverSent - file.driverSent);
     file.driverSent = driverSent;
     file.speedometer.sample(file.sent);
-    const fraction = this.driver.progress(native);
+    // A retry slices the file anew and tests each chunk again: the bar does
+    // not go back meanwhile.
+    const fraction = Math.max(file.fraction, this.driver.progress(native));
     if (fraction > file.fraction) Object.assign(file, {failures: 0, failingSince: null});
     this.update(file, {fraction, state: "uploading", message: "", speed: file.speedometer.speed});
   }
