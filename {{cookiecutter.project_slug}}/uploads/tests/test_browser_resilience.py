@@ -163,6 +163,20 @@ def test_an_outage_of_the_server_is_waited_out_without_a_click(tab, site, proxy,
     assert [error for error in tab.errors if "net::ERR_" not in error] == []
 
 
+def test_offline_is_said_and_the_upload_goes_on_when_back_online(tab, tmp_path):
+    path = make_file(tmp_path, "train.bin", 24 * CHUNK, "train")
+    tab.choose(path)
+    row = tab.row("train.bin")
+    tab.wait_until(lambda: received(tab, "train.bin") >= 2 * CHUNK, "a start")
+    tab.context.set_offline(True)
+    expect(row.locator(".upload-message")).to_contain_text("Offline")
+    tab.context.set_offline(False)
+    # Back online: at once, not at the next turn of the countdown.
+    tab.wait_state("train.bin", "complete")
+    assert tab.downloaded_sha256(tab.upload_named("train.bin")) == sha256(path)
+    assert [error for error in tab.errors if "net::ERR_" not in error] == []
+
+
 def test_leaving_while_uploading_asks_first(tab, tmp_path):
     path = make_file(tmp_path, "leaving.bin", 40 * CHUNK, "leaving")
     tab.page.locator("h1").click()  # a person's gesture: Chromium asks only then

@@ -56,11 +56,28 @@ export function clientOptions(config, hooks) {
   };
 }
 
-// Bytes of these chunks that went up in this page's requests: a chunk found on
-// the server by its test request sent none (both libraries count `loaded`
-// only from a POST's upload progress, which includes a little multipart).
-export function sentBytes(chunks) {
-  return chunks.reduce((sum, chunk) => sum + Math.min(chunk.loaded || 0, chunk.endByte - chunk.startByte), 0);
+// Bytes that went up in this page's requests, per file, never going down: a
+// chunk found on the server by its test request sent none (both libraries
+// count `loaded` only from a POST's upload progress), a chunk sent again
+// after a pause counts again, and the chunks a retry throws away keep what
+// they sent.
+export class SentCounter {
+  constructor() {
+    this.counted = new WeakMap(); // chunk -> its bytes counted so far
+    this.totals = new WeakMap(); // file -> bytes
+  }
+
+  count(file, chunks) {
+    let total = this.totals.get(file) || 0;
+    for (const chunk of chunks) {
+      const loaded = Math.min(chunk.loaded || 0, chunk.endByte - chunk.startByte);
+      const before = this.counted.get(chunk) || 0;
+      if (loaded > before) total += loaded - before;
+      this.counted.set(chunk, loaded); // lower after a resend restarts it
+    }
+    this.totals.set(file, total);
+    return total;
+  }
 }
 
 // What the failed chunk's answer said: its status (0 for no answer) and Retry-After.

@@ -1,6 +1,6 @@
 /* flow.js behind the drivers' interface (see common.js). */
 
-import {answerOf, clientOptions, libraryGlobal, sentBytes} from "./common.js";
+import {SentCounter, answerOf, clientOptions, libraryGlobal} from "./common.js";
 
 export function flowDriver(config, hooks) {
   const Flow = libraryGlobal("Flow");
@@ -9,7 +9,7 @@ export function flowDriver(config, hooks) {
     progressCallbacksInterval: 200,
     allowDuplicateUploads: false,
   });
-  const sent = new WeakMap(); // file -> bytes sent by chunks no longer in file.chunks
+  const sent = new SentCounter();
   flow.on("fileAdded", (file) => { hooks.added(file); });
   flow.on("filesSubmitted", () => flow.upload());
   // flow.js reports each chunk's answer, so the upload's id is known early.
@@ -21,20 +21,15 @@ export function flowDriver(config, hooks) {
     const {status, retryAfter} = answerOf(chunk);
     hooks.error(file, message, status, retryAfter);
   });
-  // retry() slices the file into new chunks: keep what the old ones sent.
-  const retry = (file) => {
-    sent.set(file, (sent.get(file) || 0) + sentBytes(file.chunks));
-    file.retry();
-  };
   return {
     supported: flow.support,
     add: (files) => flow.addFiles(files),
     pause: (file) => file.pause(),
     resume: (file) => file.resume(),
     cancel: (file) => file.cancel(),
-    retry,
+    retry: (file) => file.retry(),
     progress: (file) => file.progress(),
-    sent: (file) => (sent.get(file) || 0) + sentBytes(file.chunks),
+    sent: (file) => sent.count(file, file.chunks),
     name: (file) => file.name,
   };
 }

@@ -1,6 +1,6 @@
 /* resumable.js behind the drivers' interface (see common.js). */
 
-import {answerOf, clientOptions, libraryGlobal, sentBytes} from "./common.js";
+import {SentCounter, answerOf, clientOptions, libraryGlobal} from "./common.js";
 
 export function resumableDriver(config, hooks) {
   const Resumable = libraryGlobal("Resumable");
@@ -9,7 +9,7 @@ export function resumableDriver(config, hooks) {
   // neither the chunk nor its status: keep the chunks seen last, to find the
   // one that failed and what it was told.
   const chunks = new WeakMap();
-  const sent = new WeakMap(); // file -> bytes sent by chunks no longer in file.chunks
+  const sent = new SentCounter();
   const seen = (file) => {
     if (file.chunks.length) chunks.set(file, file.chunks);
     return chunks.get(file) || [];
@@ -27,7 +27,6 @@ export function resumableDriver(config, hooks) {
     hooks.error(file, message, status, retryAfter);
   });
   const retry = (file) => {
-    sent.set(file, (sent.get(file) || 0) + sentBytes(seen(file)));
     chunks.delete(file);
     file.retry();
   };
@@ -39,7 +38,7 @@ export function resumableDriver(config, hooks) {
     cancel: (file) => file.cancel(),
     retry,
     progress: (file) => file.progress(),
-    sent: (file) => (sent.get(file) || 0) + sentBytes(seen(file)),
+    sent: (file) => sent.count(file, file.chunks),
     name: (file) => file.fileName,
   };
 }
