@@ -32,6 +32,9 @@ from .errors import NotAuthenticated, UploadError, UploadNotFound
 from .models import Upload
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
+# What a request without a user is told: a browser is told to log in again.
+SESSION_ENDED = "your session has ended: log in again"
+NO_CREDENTIALS = "log in, or send an API token as Authorization: Bearer <token>"
 
 
 class RecentlyChecked:
@@ -147,7 +150,8 @@ class UploadEndpoint(View):
             return user
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
-            raise NotAuthenticated("log in, or send an API token as Authorization: Bearer <token>")
+            # A browser's session ended (it still sends the cookie); a script sent nothing.
+            raise NotAuthenticated(SESSION_ENDED if session_key else NO_CREDENTIALS)
         if session_key and request.session.session_key == session_key:
             recently_checked.remember(key, user)
         return user

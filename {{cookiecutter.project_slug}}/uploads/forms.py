@@ -90,7 +90,7 @@ class UploaderFormMixin:
         user = user or self.uploader
         for field in self.fields.values():
             if isinstance(field, ResumableFileFormField):
-                field.user = user
+                field.user = field.widget.user = user
 
 
 def with_uploader(form_class, user):

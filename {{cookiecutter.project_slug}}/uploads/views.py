@@ -4,26 +4,30 @@ from urllib.parse import quote
 
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import FileSystemStorage
+from django.db.models import Case, Value, When
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.http import content_disposition_header
 
 from .conf import upload_settings
 from .models import Upload
-from .widgets import widget_config, widget_media
+from .widgets import upload_limits, widget_config, widget_media
 
 
 @login_required
 def index(request):
-    uploads = Upload.objects.filter(owner=request.user)[:100]
+    # Unfinished uploads first: after a reload they are what the person
+    # came back for.
+    uploads = Upload.objects.filter(owner=request.user).order_by(
+        Case(When(status=Upload.Status.UPLOADING, then=Value(0)), default=Value(1)), "-created"
+    )[:100]
     return render(
         request,
         "uploads/index.html",
         {
             "uploads": uploads,
             "unfinished": sum(upload.status == Upload.Status.UPLOADING for upload in uploads),
-            "max_bytes": upload_settings.MAX_BYTES,
-            "allowed_extensions": sorted(upload_settings.ALLOWED_EXTENSIONS),
+            "limits": upload_limits(),
             "upload_config": widget_config(),
             "media": widget_media(),
         },

@@ -7,11 +7,16 @@ Their settings are passed in a JSON <script> inside the widget, built here
 from uploads.conf, so that no number is hard-coded in JavaScript.
 """
 
+import uuid
+
 from django import forms
+from django.conf import settings
 from django.db.models.fields.files import FieldFile
+from django.shortcuts import resolve_url
 from django.urls import reverse
 
 from .conf import CLIENTS, upload_settings
+from .representation import upload_json
 
 # The vendored library each client loads (uploads/static/uploads/vendor/): a
 # classic script defining a global, so it comes before the widget's module,
@@ -36,6 +41,18 @@ def widget_config(*, single=False):
         "maxBytes": upload_settings.MAX_BYTES,
         "allowedExtensions": sorted(upload_settings.ALLOWED_EXTENSIONS),
         "single": single,
+        # Where a person whose session ended logs in again.
+        "loginUrl": resolve_url(settings.LOGIN_URL),
+    }
+
+
+def upload_limits():
+    """The limits every widget states, and its file inputs' `accept`."""
+    extensions = sorted(upload_settings.ALLOWED_EXTENSIONS)
+    return {
+        "max_bytes": upload_settings.MAX_BYTES,
+        "extensions": extensions,
+        "accept": ",".join(f".{extension}" for extension in extensions),
     }
 
 
@@ -56,6 +73,7 @@ class ResumableFileWidget(forms.Widget):
     """
 
     template_name = "uploads/widgets/resumable_file.html"
+    user = None  # the uploading user, set by uploads.forms.UploaderFormMixin
 
     @property
     def media(self):
@@ -65,16 +83,35 @@ class ResumableFileWidget(forms.Widget):
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
         current = value if isinstance(value, FieldFile) and value else None
+        upload_id = "" if current is not None or value is None else str(value)
+        config = widget_config(single=True)
+        # A form shown again with an error keeps the file already uploaded.
+        uploaded = self.finished_upload(upload_id)
+        if uploaded is not None:
+            config["uploaded"] = upload_json(uploaded)
         context["widget"].update(
             {
-                "config": widget_config(single=True),
+                "config": config,
+                "limits": upload_limits(),
                 "config_id": f"{context['widget']['attrs'].get('id', name)}-config",
                 # An existing file (editing an object) is shown, not resent.
                 "current": current,
-                "upload_id": "" if current is not None or value is None else str(value),
+                "upload_id": upload_id,
             }
         )
         return context
+
+    def finished_upload(self, upload_id):
+        from .models import Upload  # models import the form field, which imports this
+
+        if not upload_id or self.user is None:
+            return None
+        try:
+            return Upload.objects.filter(
+                pk=uuid.UUID(upload_id), owner=self.user, status=Upload.Status.COMPLETE
+            ).first()
+        except ValueError:
+            return None
 
     def format_value(self, value):
         return value

@@ -142,15 +142,20 @@ class Site:
 
     def start(self, *, prepared=False, app=None, env=None):
         """
-        Prepare the site and serve it. `prepared` skips prepare() for a site
-        served before (the benchmark starts one gunicorn per measurement); `app`,
-        named on gunicorn's command line, overrides gunicorn.conf.py's wsgi_app
-        with every other setting kept; `env` adds to the environment of this run.
+        Prepare the site and serve it, with fresh logs. `prepared` skips
+        prepare() for a site served before (the benchmark starts one gunicorn
+        per measurement); `app`, named on gunicorn's command line, overrides
+        gunicorn.conf.py's wsgi_app with every other setting kept; `env` adds to
+        the environment of this run.
         """
         if not prepared:
             self.prepare()
+        self.serve(app=app, env=env, log_mode="wb")
+
+    def serve(self, *, app=None, env=None, log_mode="ab"):
+        """Start gunicorn on the site's port: again after stop(), as after an outage."""
         command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
-        with open(self.log, "wb") as stderr, open(self.access_log, "wb") as stdout:
+        with open(self.log, log_mode) as stderr, open(self.access_log, log_mode) as stdout:
             self._process = subprocess.Popen(
                 command + ([app] if app else []),
                 cwd=SITE_ROOT,

@@ -56,7 +56,8 @@ def test_a_session_ended_elsewhere_is_refused_once_the_recheck_is_due(alice, clo
     clock[0] += 2
     refused = send(alice, 3)
     assert refused.status_code == 403
-    assert "log in" in refused.json()["error"]
+    # A browser is told what it can do; an API token is for scripts.
+    assert refused.json()["error"] == "your session has ended: log in again"
 
 
 def test_a_deactivated_user_is_refused_at_once_without_the_recheck(alice, user, settings):

@@ -310,7 +310,7 @@ def test_pause_reload_and_resume_send_only_the_missing_chunks(open_page, tmp_pat
     hint = tab.page.locator("#uploads-unfinished")
     expect(hint).to_be_visible()
     listed = tab.page.locator("#uploads-table tr", has_text="report.pdf")
-    expect(listed).to_contain_text("Uploading")
+    expect(listed).to_contain_text("Interrupted")
 
     posts, tests = chunk_requests(tab.page), chunk_requests(tab.page, "GET")
     tab.choose(big)
@@ -367,11 +367,15 @@ def test_the_widget_modules_load_under_their_hashed_names(open_page, tmp_path):
         "api.js",
         "core.js",
         "format.js",
+        "retrying.js",
+        "speed.js",
+        "words.js",
         "drivers/common.js",
         "drivers/flow.js",
         "drivers/resumable.js",
         "views/drop_zone.js",
         "views/list.js",
+        "views/overall.js",
         "views/rows.js",
     }
     for url, status, cache in modules.values():
@@ -395,7 +399,7 @@ def test_an_unfinished_upload_is_cancelled_from_the_list(open_page, tmp_path, si
     tab.page.reload()
     gate.open()
     listed = tab.page.locator(f"#upload-{upload['id']}")
-    expect(listed).to_contain_text("Uploading")
+    expect(listed).to_contain_text("Interrupted")
     expect(tab.page.locator("#uploads-unfinished")).to_contain_text("1 unfinished upload")
 
     listed.get_by_role("button", name="Cancel").click()
@@ -439,25 +443,37 @@ def test_document_form_saves_the_uploaded_file(open_page, tmp_path):
     tab.page.get_by_role("button", name="Save").click()
     tab.page.wait_for_url("**/documents/")
     row = tab.page.locator("#documents-table tr", has_text="The contract")
-    link = row.get_by_role("link", name="contract.pdf")
+    link = row.get_by_role("link", name=path.name)
     response = tab.page.request.get(tab.site.url + link.get_attribute("href"))
     assert hashlib.sha256(response.body()).hexdigest() == sha256(path)
     tab.assert_no_console_errors()
 
 
-def test_document_form_sent_before_the_upload_finished_says_so(open_page, tmp_path):
+def test_document_form_waits_for_its_upload_and_keeps_it_after_an_error(open_page, tmp_path):
     tab = open_page()
     path = make_file(tmp_path, "slow.pdf", 6 * CHUNK, "slow")
     tab.goto("/documents/new/")
-    tab.page.fill("input[name=title]", "Too early")
+    save = tab.page.get_by_role("button", name="Save")
     gate = ChunkGate(tab.page, let_through=1)
     tab.choose(path)
     tab.wait_until(lambda: gate.answered == 1 and gate.held, "the first chunk stored")
-    tab.page.get_by_role("button", name="Save").click()
-    expect(tab.page.get_by_role("alert")).to_contain_text("has not finished uploading")
+    # Saving now would save a file that is not there yet.
+    expect(save).to_be_disabled()
     gate.open()
-    tab.goto("/documents/")
-    expect(tab.page.locator("body")).not_to_contain_text("Too early")
+    tab.wait_state("slow.pdf", "complete")
+    expect(save).to_be_enabled()
+
+    # Sent without a title: the form comes back with its error, and the
+    # finished upload is still there, not to be chosen again.
+    save.click()
+    expect(tab.page.get_by_role("alert")).to_be_visible()
+    tab.wait_state("slow.pdf", "complete")
+    upload = tab.upload_named("slow.pdf")
+    expect(tab.page.locator("input.upload-value")).to_have_value(upload["id"])
+    tab.page.fill("input[name=title]", "Saved after an error")
+    tab.page.get_by_role("button", name="Save").click()
+    tab.page.wait_for_url("**/documents/")
+    expect(tab.page.locator("#documents-table")).to_contain_text("Saved after an error")
     tab.assert_no_console_errors()
 
 
@@ -471,7 +487,7 @@ def test_document_admin_saves_the_uploaded_file(open_page, tmp_path):
     expect(tab.page.locator(".messagelist")).to_contain_text("was added successfully")
     tab.goto("/documents/")
     row = tab.page.locator("#documents-table tr", has_text="Added in the admin")
-    link = row.get_by_role("link", name="admin-file.txt")
+    link = row.get_by_role("link", name=path.name)
     response = tab.page.request.get(tab.site.url + link.get_attribute("href"))
     assert hashlib.sha256(response.body()).hexdigest() == sha256(path)
 

@@ -10,17 +10,28 @@
  *   started, complete, failed, cancelled
  *              what a page or a form around the widget cares about; `upload`
  *              is the status API's JSON for it, as far as it is known.
+ *   busy       whether anything is uploading changed (queue.busy tells)
+ *
+ * A failure that goes away by itself (the server restarting, the network
+ * lost) is retried here, with a growing delay (retrying.js): the file is
+ * "retrying" meanwhile, and says when the next attempt is.
  *
  * Resuming after a reload works because a file's identifier is stable (size,
  * modification time, path): choosing the same file again makes the client ask
  * the server for each chunk first (the test GET) and send only the missing ones.
  */
 
-import {describeFailure, errorDetail, refusalOf} from "./format.js";
+import {identifier as identifierOf} from "./drivers/common.js";
+import {describeFailure, refusalOf} from "./format.js";
+import {GIVE_UP_MS, retryDelay} from "./retrying.js";
+import {Speedometer} from "./speed.js";
+import {t} from "./words.js";
 
 // The states of a file, and what the person may do in each.
 export const ACTIONS = {
+  waiting: ["pause", "cancel"], // queued behind other files: no byte sent yet
   uploading: ["pause", "cancel"],
+  retrying: ["retry", "cancel"], // waiting to try again by itself; Retry is now
   paused: ["resume", "cancel"],
   processing: [],
   complete: [],
@@ -30,6 +41,11 @@ export const ACTIONS = {
   cancelled: ["remove"],
 };
 
+// While a file is in one of these, leaving the page loses work.
+const BUSY = new Set(["waiting", "uploading", "retrying"]);
+// Done with, one way or another: what "Clear finished" clears.
+const FINISHED = new Set(["complete", "failed", "rejected", "cancelled"]);
+
 const POLL_INTERVAL_MS = 1000;
 const POLL_LIMIT = 120; // finishing a very large file (hashing) can take a while
 
@@ -38,12 +54,31 @@ class QueuedFile {
     this.name = name;
     this.size = size;
     this.native = native; // the driver's file object; null for a refused file
-    this.state = "uploading";
+    this.state = "waiting";
     this.message = "";
+    this.link = null; // {url, text}: Download, Log in again
     this.fraction = 0;
     this.id = null; // the upload's id on the server, once an answer names it
-    this.downloadUrl = "";
-    this.retryOnline = false; // failed because the network was lost
+    this.sent = 0; // bytes this page sent, which speed is made of
+    this.driverSent = 0; // the driver's count when last asked
+    this.speedometer = new Speedometer();
+    this.speed = 0; // bytes a second
+    this.failures = 0; // retries since a byte last got through
+    this.failingSince = null;
+    this.retryAt = 0;
+    this.timer = null;
+  }
+
+  get remaining() {
+    return this.size * (1 - this.fraction);
+  }
+
+  get busy() {
+    return BUSY.has(this.state);
+  }
+
+  get finished() {
+    return FINISHED.has(this.state);
   }
 }
 
@@ -62,8 +97,14 @@ export class UploadQueue extends EventTarget {
       added: (native) => this.added(native),
       progress: (native, text) => this.progressed(native, text),
       success: (native, text) => this.succeeded(native, text),
-      error: (native, text, status) => this.errored(native, text, status),
+      error: (native, text, status, retryAfter) => this.errored(native, text, status, retryAfter),
     });
+    this.wasBusy = false;
+    this.ticker = null; // redraws the countdowns while a file is retrying
+  }
+
+  get busy() {
+    return this.files.some((file) => file.busy);
   }
 
   get supported() {
@@ -76,7 +117,8 @@ export class UploadQueue extends EventTarget {
     if (this.single) files = files.slice(0, 1);
     const accepted = [];
     for (const file of files) {
-      const reason = refusalOf(file, this.config);
+      const reason = this.alreadyQueued(file) ? t("Already uploading: this file continues in its row above.")
+        : refusalOf(file, this.config);
       if (!reason) {
         accepted.push(file);
         continue;
@@ -92,6 +134,12 @@ export class UploadQueue extends EventTarget {
       if (unfinished && !unfinished.has(file.name + "/" + file.size)) this.fresh.add(file);
     }
     this.driver.add(accepted);
+  }
+
+  // The libraries ignore a file they already have; the person is told.
+  alreadyQueued(file) {
+    const id = identifierOf(file);
+    return this.files.some((queued) => queued.identifier === id && (queued.busy || queued.state === "paused"));
   }
 
   // "name/size" of the user's unfinished uploads of this protocol (the newest
@@ -111,9 +159,7 @@ export class UploadQueue extends EventTarget {
   }
 
   clearFinished() {
-    for (const file of this.files.slice()) {
-      if (!file.native || file.state !== "uploading") this.remove(file);
-    }
+    for (const file of this.files.filter((queued) => queued.finished)) this.remove(file);
   }
 
   find(native) {
@@ -123,6 +169,10 @@ export class UploadQueue extends EventTarget {
   update(file, changes) {
     Object.assign(file, changes);
     this.emit("change", file);
+    if (this.busy !== this.wasBusy) {
+      this.wasBusy = !this.wasBusy;
+      this.dispatchEvent(new CustomEvent("busy", {detail: {busy: this.wasBusy}}));
+    }
   }
 
   emit(name, file, upload) {
@@ -135,7 +185,7 @@ export class UploadQueue extends EventTarget {
     const file = new QueuedFile(this.driver.name(native), native.size, native);
     file.identifier = native.uniqueIdentifier;
     this.files.push(file);
-    this.emit("change", file);
+    this.update(file, {message: t("Waiting")});
   }
 
   // The first answer that names the upload's id: from then on the page can ask
@@ -154,18 +204,28 @@ export class UploadQueue extends EventTarget {
     return data;
   }
 
+  // Speed counts only the bytes this page sent; the progress bar also moves
+  // for chunks the server already had.
   progressed(native, text) {
     const file = this.find(native);
-    if (!file || file.state === "cancelled") return;
+    if (!file || !file.busy) return;
     if (text) this.remember(file, text);
-    this.update(file, {fraction: this.driver.progress(native)});
+    const driverSent = this.driver.sent(native);
+    file.sent += Math.max(0, driverSent - file.driverSent);
+    file.driverSent = driverSent;
+    file.speedometer.sample(file.sent);
+    // A retry slices the file anew and tests each chunk again: the bar does
+    // not go back meanwhile.
+    const fraction = Math.max(file.fraction, this.driver.progress(native));
+    if (fraction > file.fraction) Object.assign(file, {failures: 0, failingSince: null});
+    this.update(file, {fraction, state: "uploading", message: "", speed: file.speedometer.speed});
   }
 
   succeeded(native, text) {
     const file = this.find(native);
     if (!file) return;
     const data = this.remember(file, text) || {};
-    this.update(file, {fraction: 1, state: "processing", message: "Checking the file…"});
+    this.update(file, {fraction: 1, state: "processing", message: t("Checking the file…"), speed: 0});
     this.waitUntilComplete(file, data);
   }
 
@@ -174,18 +234,19 @@ export class UploadQueue extends EventTarget {
   async waitUntilComplete(file, data) {
     for (let attempt = 0; ; attempt++) {
       if (data.status === "complete") {
-        this.update(file, {state: "complete", message: "Uploaded.", downloadUrl: data.download_url || ""});
+        const link = data.download_url ? {url: data.download_url, text: t("Download")} : null;
+        this.update(file, {state: "complete", message: t("Uploaded."), link});
         this.emit("complete", file, data);
         return;
       }
       if (data.status && data.status !== "processing" && data.status !== "uploading") {
-        const message = "The server could not keep the file: " + (data.error || data.status) + ".";
+        const message = t("The server could not keep the file: %(reason)s.", {reason: data.error || data.status});
         this.update(file, {state: "failed", message});
         this.emit("failed", file, data);
         return;
       }
       if (!file.id || attempt >= POLL_LIMIT) {
-        this.update(file, {state: "error", message: "The server did not confirm the file. Retry to check again."});
+        this.update(file, {state: "error", message: t("The server did not confirm the file. Retry to check again.")});
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
@@ -193,58 +254,119 @@ export class UploadQueue extends EventTarget {
     }
   }
 
-  errored(native, text, status) {
+  errored(native, text, status, retryAfter) {
     const file = this.find(native);
-    if (!file || file.state === "cancelled") return;
+    if (!file || !file.busy) return;
     this.remember(file, text);
-    const failure = describeFailure(status, text);
-    this.update(file, {
-      state: failure.retry ? "error" : "failed",
-      message: failure.text,
-      retryOnline: !status && !errorDetail(text),
-    });
-    this.emit("failed", file, {error: failure.text});
+    const failure = describeFailure(status, text, this.config);
+    const now = Date.now();
+    if (failure.transient && now - (file.failingSince || now) < GIVE_UP_MS) {
+      const delay = retryDelay(file.failures, retryAfter);
+      clearTimeout(file.timer);
+      file.timer = setTimeout(() => this.retry(file), delay);
+      Object.assign(file, {failures: file.failures + 1, failingSince: file.failingSince || now, retryAt: now + delay});
+      this.update(file, {state: "retrying", speed: 0, message: this.countdown(file)});
+      this.tick();
+      return;
+    }
+    const message = failure.transient
+      ? t("The server could not be reached for a long while: %(detail)s Retry when it is back.", {detail: failure.text})
+      : failure.text;
+    this.update(file, {state: failure.retry ? "error" : "failed", message, link: failure.link || null, speed: 0});
+    this.emit("failed", file, {error: message});
+  }
+
+  // What a retrying file says, counting down to its next attempt.
+  countdown(file) {
+    const seconds = Math.max(0, Math.ceil((file.retryAt - Date.now()) / 1000));
+    return navigator.onLine === false
+      ? t("Offline: the upload continues by itself when the network is back (retry in %(seconds)s s).", {seconds})
+      : t("Reconnecting… (retry in %(seconds)s s)", {seconds});
+  }
+
+  tick() {
+    if (this.ticker) return;
+    this.ticker = setInterval(() => {
+      const retrying = this.files.filter((file) => file.state === "retrying");
+      for (const file of retrying) this.update(file, {message: this.countdown(file)});
+      if (!retrying.length) {
+        clearInterval(this.ticker);
+        this.ticker = null;
+      }
+    }, 1000);
   }
 
   // ---- What the person does ---------------------------------------------------
 
   pause(file) {
+    clearTimeout(file.timer);
     this.driver.pause(file.native);
-    this.update(file, {state: "paused", message: "Paused. Resume continues from here, even after a reload."});
+    file.speedometer.reset();
+    this.update(file, {state: "paused", speed: 0, message: t("Paused. Resume continues from here, even after a reload.")});
   }
 
   // After a pause or an error the server may have chunks the page does not
   // know it has (aborted, or answered too late): test them again.
   resume(file) {
-    this.update(file, {state: "uploading", message: ""});
+    this.update(file, {state: "waiting", message: t("Waiting")});
     this.fresh.delete(file.native.file);
     this.driver.resume(file.native);
   }
 
   retry(file) {
-    this.update(file, {state: "uploading", message: ""});
+    clearTimeout(file.timer);
+    if (file.state === "error") Object.assign(file, {failures: 0, failingSince: null});
+    this.update(file, {state: "waiting", message: t("Waiting"), link: null});
     this.fresh.delete(file.native.file);
     this.driver.retry(file.native);
   }
 
-  // Once the network is back, files that failed only because it was lost.
-  retryAfterNetworkLoss() {
-    for (const file of this.files) {
-      if (file.state === "error" && file.retryOnline) this.retry(file);
-    }
+  // The network is back: files waiting for it try now, not at their next turn.
+  retryNow() {
+    for (const file of this.files.filter((queued) => queued.state === "retrying")) this.retry(file);
+  }
+
+  // The overall bar's buttons.
+  pauseAll() {
+    for (const file of this.files.filter((queued) => queued.busy)) this.pause(file);
+  }
+
+  resumeAll() {
+    for (const file of this.files.filter((queued) => queued.state === "paused")) this.resume(file);
+  }
+
+  retryFailed() {
+    for (const file of this.files.filter((queued) => queued.state === "error")) this.retry(file);
+  }
+
+  cancelAll() {
+    return Promise.all(this.files.filter((queued) => ACTIONS[queued.state].includes("cancel")).map((file) => this.cancel(file)));
+  }
+
+  // All the files that count towards the overall bar: the ones refused,
+  // failed or cancelled do not.
+  get totals() {
+    const counted = this.files.filter((file) => file.native && !["failed", "cancelled"].includes(file.state));
+    const size = counted.reduce((sum, file) => sum + file.size, 0);
+    const remaining = counted.reduce((sum, file) => sum + file.remaining, 0);
+    const speed = counted.reduce((sum, file) => sum + (file.state === "uploading" ? file.speed : 0), 0);
+    return {size, done: size - remaining, remaining, speed};
   }
 
   // Stop sending, then have the server drop the bytes it already has.
+  // The library aborts its requests in flight and sends nothing more for
+  // the file; the server refuses a chunk that arrives late anyway.
   async cancel(file) {
+    clearTimeout(file.timer);
     this.driver.cancel(file.native);
-    this.update(file, {state: "cancelled", message: "Cancelling…"});
+    this.update(file, {state: "cancelled", speed: 0, message: t("Cancelling…")});
     try {
       const id = await this.serverId(file);
       if (id) await this.api.cancel(id);
-      this.update(file, {message: "Cancelled. The part already sent was deleted."});
+      this.update(file, {message: t("Cancelled. The part already sent was deleted.")});
       this.emit("cancelled", file, {id});
     } catch (e) {
-      this.update(file, {message: "Cancelled here, but the server could not be told: it deletes the part within a day."});
+      this.update(file, {message: t("Cancelled here, but the server could not be told: it deletes the part within a day.")});
     }
   }
 
@@ -260,5 +382,15 @@ export class UploadQueue extends EventTarget {
   remove(file) {
     this.files.splice(this.files.indexOf(file), 1);
     this.emit("remove", file);
+  }
+
+  // A finished upload the page already knows of (a form shown again with an
+  // error keeps the file the person uploaded): shown as done, not sent again.
+  restore(upload) {
+    const file = new QueuedFile(upload.filename, upload.size, null);
+    file.id = upload.id;
+    this.files.push(file);
+    const link = upload.download_url ? {url: upload.download_url, text: t("Download")} : null;
+    this.update(file, {state: "complete", fraction: 1, message: t("Uploaded."), link});
   }
 }

@@ -1,21 +1,27 @@
 /*
  * What flow.js and resumable.js share: their options are nearly the same
- * (resumable.js is flow.js's ancestor), and so is the retry policy.
+ * (resumable.js is flow.js's ancestor), and so are their chunks.
  *
  * A driver is a function (config, hooks) -> driver, where hooks are
  *   headers        the headers every chunk request carries (the CSRF token),
  *   isFresh(file)  whether the server has no part of this File (see below),
  *   added(native), progress(native, responseText or ""),
- *   success(native, responseText), error(native, responseText, HTTP status or 0 or null),
+ *   success(native, responseText),
+ *   error(native, responseText, HTTP status (0: no answer), Retry-After or null),
  * and the driver has `supported`, add(files), and pause, resume, cancel, retry,
- * progress (0..1) and name of one of its own file objects ("native").
+ * progress (0..1), sent (bytes this page sent) and name of one of its own file
+ * objects ("native").
+ *
+ * The libraries do not retry: a failed chunk fails its file at once, and the
+ * queue (core.js, retrying.js) decides whether and when to try again. Their
+ * own retries wait a fixed interval, ignore Retry-After, and a retry timer
+ * still pending when the file is cancelled sends a chunk that starts the
+ * upload anew.
  */
 
-// Statuses the server gives to every chunk the client sends: anything else is
-// retried (network lost, 503 lock timeout) up to MAX_RETRIES times.
-const PERMANENT_ERRORS = [400, 401, 403, 404, 409, 410, 413, 415, 500, 501];
-const MAX_RETRIES = 8;
-const RETRY_INTERVAL_MS = 2000;
+// Only what the chunk tests (GET) may answer matters here: a chunk request
+// (POST) is never retried by the library.
+const PERMANENT_ERRORS = [400, 401, 403, 404, 409, 410, 413, 415, 429];
 
 // Stable across reloads for the same file, different for a changed file: this
 // is what lets choosing the same file again resume it.
@@ -24,6 +30,8 @@ function identifier(file) {
   return (file.size + "-" + (file.lastModified || 0) + "-" + path)
     .replace(/[^0-9A-Za-z_.-]/g, "_").slice(0, 200);
 }
+
+export {identifier};
 
 export function clientOptions(config, hooks) {
   return {
@@ -43,10 +51,40 @@ export function clientOptions(config, hooks) {
     },
     headers: hooks.headers,
     generateUniqueIdentifier: identifier,
-    maxChunkRetries: MAX_RETRIES,
-    chunkRetryInterval: RETRY_INTERVAL_MS,
+    maxChunkRetries: 0,
     permanentErrors: PERMANENT_ERRORS,
   };
+}
+
+// Bytes that went up in this page's requests, per file, never going down: a
+// chunk found on the server by its test request sent none (both libraries
+// count `loaded` only from a POST's upload progress), a chunk sent again
+// after a pause counts again, and the chunks a retry throws away keep what
+// they sent.
+export class SentCounter {
+  constructor() {
+    this.counted = new WeakMap(); // chunk -> its bytes counted so far
+    this.totals = new WeakMap(); // file -> bytes
+  }
+
+  count(file, chunks) {
+    let total = this.totals.get(file) || 0;
+    for (const chunk of chunks) {
+      const loaded = Math.min(chunk.loaded || 0, chunk.endByte - chunk.startByte);
+      const before = this.counted.get(chunk) || 0;
+      if (loaded > before) total += loaded - before;
+      this.counted.set(chunk, loaded); // lower after a resend restarts it
+    }
+    this.totals.set(file, total);
+    return total;
+  }
+}
+
+// What the failed chunk's answer said: its status (0 for no answer) and Retry-After.
+export function answerOf(chunk) {
+  const xhr = chunk && chunk.xhr;
+  if (!xhr || xhr.readyState !== 4) return {status: 0, retryAfter: null};
+  return {status: xhr.status, retryAfter: xhr.status ? xhr.getResponseHeader("Retry-After") : null};
 }
 
 // The vendored library is a classic script loaded before the widget's modules

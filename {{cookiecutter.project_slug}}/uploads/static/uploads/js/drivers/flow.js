@@ -1,6 +1,6 @@
 /* flow.js behind the drivers' interface (see common.js). */
 
-import {clientOptions, libraryGlobal} from "./common.js";
+import {SentCounter, answerOf, clientOptions, libraryGlobal} from "./common.js";
 
 export function flowDriver(config, hooks) {
   const Flow = libraryGlobal("Flow");
@@ -9,6 +9,7 @@ export function flowDriver(config, hooks) {
     progressCallbacksInterval: 200,
     allowDuplicateUploads: false,
   });
+  const sent = new SentCounter();
   flow.on("fileAdded", (file) => { hooks.added(file); });
   flow.on("filesSubmitted", () => flow.upload());
   // flow.js reports each chunk's answer, so the upload's id is known early.
@@ -17,7 +18,8 @@ export function flowDriver(config, hooks) {
   });
   flow.on("fileSuccess", (file, message) => hooks.success(file, message));
   flow.on("fileError", (file, message, chunk) => {
-    hooks.error(file, message, chunk && chunk.xhr ? chunk.xhr.status : 0);
+    const {status, retryAfter} = answerOf(chunk);
+    hooks.error(file, message, status, retryAfter);
   });
   return {
     supported: flow.support,
@@ -27,6 +29,7 @@ export function flowDriver(config, hooks) {
     cancel: (file) => file.cancel(),
     retry: (file) => file.retry(),
     progress: (file) => file.progress(),
+    sent: (file) => sent.count(file, file.chunks),
     name: (file) => file.name,
   };
 }

@@ -7,9 +7,9 @@
 
 import {ACTIONS} from "../core.js";
 import {formatBytes, formatDuration} from "../format.js";
+import {t} from "../words.js";
 
 const LABELS = {pause: "Pause", resume: "Resume", cancel: "Cancel", retry: "Retry", remove: "Remove"};
-const SPEED_WINDOW_MS = 5000; // speed over the last few seconds, so that a pause or a burst fades out
 
 const ROW_HTML =
   '<div class="upload-row-head"><span class="upload-name"></span>' +
@@ -30,10 +30,9 @@ class Row {
     this.part = (name) => this.el.querySelector(".upload-" + name);
     this.part("name").textContent = file.name;
     this.part("size").textContent = formatBytes(file.size);
-    this.part("bar").setAttribute("aria-label", "Upload of " + file.name);
+    this.part("bar").setAttribute("aria-label", t("Upload of %(name)s", {name: file.name}));
     if (file.identifier) this.el.setAttribute("data-identifier", file.identifier);
     this.state = null;
-    this.samples = [];
   }
 
   draw(file) {
@@ -53,23 +52,18 @@ class Row {
       button.type = "button";
       button.className = "upload-button upload-button-" + action;
       button.setAttribute("data-action", action);
-      button.textContent = LABELS[action];
+      button.textContent = t(LABELS[action]);
       actions.appendChild(button);
-    }
-    if (state !== "uploading") {
-      this.samples = [];
-      this.part("speed").textContent = "";
-      this.part("eta").textContent = "";
     }
   }
 
   drawMessage(file) {
     const message = this.part("message");
     message.textContent = file.message;
-    if (file.downloadUrl) {
+    if (file.link) {
       const link = document.createElement("a");
-      link.href = file.downloadUrl;
-      link.textContent = "Download";
+      link.href = file.link.url;
+      link.textContent = file.link.text;
       message.append(" ", link);
     }
   }
@@ -80,18 +74,10 @@ class Row {
     this.part("bar").setAttribute("aria-valuenow", String(percent));
     this.part("bar-fill").style.width = percent + "%";
     this.part("percent").textContent = percent + "%";
-    this.part("sent").textContent = formatBytes(sent) + " of " + formatBytes(file.size);
-    if (file.state !== "uploading") return;
-    const now = Date.now();
-    this.samples.push([now, sent]);
-    while (this.samples.length > 2 && now - this.samples[0][0] > SPEED_WINDOW_MS) this.samples.shift();
-    const [since, sentThen] = this.samples[0];
-    const seconds = (now - since) / 1000;
-    if (seconds >= 0.5 && sent > sentThen) {
-      const speed = (sent - sentThen) / seconds;
-      this.part("speed").textContent = formatBytes(Math.round(speed)) + "/s";
-      this.part("eta").textContent = formatDuration((file.size - sent) / speed) + " left";
-    }
+    this.part("sent").textContent = t("%(sent)s of %(size)s", {sent: formatBytes(sent), size: formatBytes(file.size)});
+    const speed = file.state === "uploading" ? file.speed : 0;
+    this.part("speed").textContent = speed ? t("%(speed)s/s", {speed: formatBytes(Math.round(speed))}) : "";
+    this.part("eta").textContent = speed ? t("%(time)s left", {time: formatDuration(file.remaining / speed)}) : "";
   }
 }
 
