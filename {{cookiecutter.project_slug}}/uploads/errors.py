@@ -57,8 +57,22 @@ class UploadGone(UploadError):
     status = 410
 
 
+class UploadCancelled(UploadGone):
+    """Its owner cancelled it: a late chunk must not start it again."""
+
+
 class TooLarge(UploadError):
     status = 413
+
+
+class QuotaExceeded(TooLarge):
+    """A new upload would take its owner past UPLOADS_USER_QUOTA."""
+
+
+class TooManyUploads(UploadError):
+    """Its owner already has UPLOADS_MAX_ACTIVE_UPLOADS unfinished uploads."""
+
+    status = 429
 
 
 class TypeNotAllowed(UploadError):
