@@ -37,6 +37,7 @@ A protocol differs from another only in what it says about its bytes: a Piece
 carries a checksum, or holds a whole file for an explicit complete().
 """
 
+from . import quotas
 from .ending import cancel, check_open, delete_file, expire, expire_if_due
 from .finishing import complete, recover
 from .starting import (
@@ -47,7 +48,6 @@ from .starting import (
     start,
     start_with,
 )
-from . import quotas
 from .writing import Piece, current_offset, has_range, write
 
 __all__ = [

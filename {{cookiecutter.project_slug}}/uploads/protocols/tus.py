@@ -149,18 +149,17 @@ class TusView(UploadEndpoint):
         override = request.META.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").strip().upper()
         if override and request.method == "POST":
             request.method = override
-        if request.method != "OPTIONS" and request.META.get("HTTP_TUS_RESUMABLE") != TUS_VERSION:
-            response = self.error_response(
-                VersionNotSupported(
-                    f"Tus-Resumable must be {TUS_VERSION}, not "
-                    f"{request.META.get('HTTP_TUS_RESUMABLE', '(none)')[:20]!r}"
-                )
-            )
-        else:
-            response = super().dispatch(request, *args, **kwargs)
+        response = super().dispatch(request, *args, **kwargs)
         response["Tus-Resumable"] = TUS_VERSION
         response["Cache-Control"] = "no-store"
         return response
+
+    def check_protocol(self, request):
+        if request.method != "OPTIONS" and request.META.get("HTTP_TUS_RESUMABLE") != TUS_VERSION:
+            raise VersionNotSupported(
+                f"Tus-Resumable must be {TUS_VERSION}, not "
+                f"{request.META.get('HTTP_TUS_RESUMABLE', '(none)')[:20]!r}"
+            )
 
     def get_upload(self, upload_id):
         if upload_id is None:

@@ -26,7 +26,7 @@ def b64(text):
     return base64.b64encode(text.encode()).decode()
 
 
-def tus_create(client, size=len(DATA), **headers):
+def tus_create(client, size=len(DATA), **headers):  # noqa: B008
     length = {"HTTP_UPLOAD_LENGTH": str(size)} if size is not None else {}
     return client.post(
         "/uploads/tus/",
