@@ -265,3 +265,12 @@ def test_a_file_a_document_uses_is_409_naming_the_document(alice, user):
     upload.refresh_from_db()
     assert upload.status == "complete"
     assert upload.file.storage.exists(upload.file.name)
+
+
+def test_the_upload_page_offers_delete_for_a_finished_file(alice, user):
+    upload = complete_file(user, name="holiday.mp4")
+    page = alice.get("/uploads/").content.decode()
+    row = page[page.index(f'id="upload-{upload.id}"') :].split("</tr>")[0]
+    assert f'data-cancel="{upload.id}"' in row
+    assert "Delete holiday.mp4 from the server?" in row
+    assert ">Delete</button>" in row

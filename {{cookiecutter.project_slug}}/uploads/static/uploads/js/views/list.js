@@ -3,7 +3,8 @@
  * included in uploads/index.html); this only keeps it current: after an upload
  * finishes, fails or is cancelled it fetches the page again and puts the
  * server's fresh list in place, so the list has one renderer. Its Cancel
- * buttons ask the status API to drop an unfinished upload.
+ * buttons ask the status API to drop an unfinished upload, its Delete buttons
+ * (the same DELETE) a finished file.
  *
  * `container` is the page's #uploads-list, whose data-refresh-url is the page
  * to fetch; returns the function that refreshes it.
@@ -32,8 +33,13 @@ export function keepListCurrent(container, api) {
   container.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-cancel]");
     if (!button) return;
+    // Delete (a finished file) asks first, and says why the server refused.
+    const confirm = button.getAttribute("data-confirm");
+    if (confirm && !window.confirm(confirm)) return;
     button.disabled = true;
-    api.cancel(button.getAttribute("data-cancel")).catch(() => {}).then(refreshQuietly);
+    api.cancel(button.getAttribute("data-cancel"))
+      .catch((error) => { if (confirm) window.alert(error.message); })
+      .then(refreshQuietly);
   });
   return refreshQuietly;
 }
