@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it answers a locked-out login with its page.
     "axes.middleware.AxesMiddleware",
+    # The database down: a 503 page to retry, not a 500 (the upload endpoints answer JSON).
+    "uploads.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -270,6 +272,10 @@ UPLOADS_FINISH_IN_BACKGROUND = env.bool(
 UPLOADS_CLEANUP_GRACE = env.str("UPLOADS_CLEANUP_GRACE", default=upload_defaults["CLEANUP_GRACE"])
 UPLOADS_UPLOAD_TO = env.str("UPLOADS_UPLOAD_TO", default=upload_defaults["UPLOAD_TO"])
 UPLOADS_STORAGE = env.str("UPLOADS_STORAGE", default=upload_defaults["STORAGE"])
+UPLOADS_USER_QUOTA = env.str("UPLOADS_USER_QUOTA", default=upload_defaults["USER_QUOTA"])
+UPLOADS_MAX_ACTIVE_UPLOADS = env.str(
+    "UPLOADS_MAX_ACTIVE_UPLOADS", default=upload_defaults["MAX_ACTIVE_UPLOADS"]
+)
 
 # --- Downloads behind nginx -------------------------------------------------
 # https://nginx.org/en/docs/http/ngx_http_core_module.html#internal

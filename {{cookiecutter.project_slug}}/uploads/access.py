@@ -20,6 +20,7 @@ import time
 import uuid
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.cache import patch_vary_headers
@@ -28,13 +29,16 @@ from django.views.csrf import csrf_failure as django_csrf_failure
 
 from . import tokens
 from .conf import upload_settings
-from .errors import NotAuthenticated, UploadError, UploadNotFound
+from .errors import DatabaseUnavailable, NotAuthenticated, UploadError, UploadNotFound
+from .limits import largest_request_body
 from .models import Upload
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
 # What a request without a user is told: a browser is told to log in again.
 SESSION_ENDED = "your session has ended: log in again"
 NO_CREDENTIALS = "log in, or send an API token as Authorization: Bearer <token>"
+# Read and thrown away at a time while draining a refused request's body.
+DRAIN_BLOCK = 64 * 1024
 
 
 class RecentlyChecked:
@@ -104,6 +108,29 @@ def error_response(exc):
     return JsonResponse({"error": exc.message}, status=exc.status)
 
 
+def drain(request):
+    """
+    Read what is left of a refused request's body, up to the largest body the
+    site asks a client to send, and throw it away, so that the connection can
+    carry the client's next request. gunicorn's threaded worker reads only
+    64 KiB of a body the app left unread, then closes a connection it has
+    announced as keep-alive: the client's next request on it fails. A bigger
+    body (or one of unknown length) is left to gunicorn, which closes.
+    """
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return
+    if not 0 < length <= largest_request_body():
+        return
+    try:
+        # A body already read (or parsed) gives nothing more.
+        while request.read(DRAIN_BLOCK):
+            pass
+    except OSError:  # the client went away, or sent less than it said
+        pass
+
+
 class UploadEndpoint(View):
     """Base view of every upload endpoint: a user, a valid CSRF header, JSON errors."""
 
@@ -117,20 +144,35 @@ class UploadEndpoint(View):
     error_headers = {}
 
     def dispatch(self, request, *args, **kwargs):
+        self.token_authenticated = False
         try:
-            self.user = self.authenticate(request)
-            if not self.token_authenticated:
-                rejection = csrf_rejection(request)
-                if rejection is not None:
-                    return rejection
-            response = super().dispatch(request, *args, **kwargs)
+            self.check_protocol(request)
+            response = self.answer(request, *args, **kwargs)
         except UploadError as exc:
             response = self.error_response(exc)
+        except (OperationalError, InterfaceError) as exc:
+            # The database is down or restarting, or dropped our connection
+            # (Django closes it after the request): the client retries. Not
+            # IntegrityError and the like, which are mistakes to see as such.
+            response = self.error_response(DatabaseUnavailable.because(exc))
+        if response.status_code >= 400:
+            drain(request)
         if not self.token_authenticated:
             # The answer depends on the session even when the session was not
             # loaded (recently_checked), so SessionMiddleware would not say so.
             patch_vary_headers(response, ("Cookie",))
         return response
+
+    def check_protocol(self, request):
+        """Raise a protocol's refusal that comes before authentication (tus: its version)."""
+
+    def answer(self, request, *args, **kwargs):
+        self.user = self.authenticate(request)
+        if not self.token_authenticated:
+            rejection = csrf_rejection(request)
+            if rejection is not None:
+                return rejection
+        return super().dispatch(request, *args, **kwargs)
 
     def authenticate(self, request):
         """A sent API token's owner (a bad token is refused), else the session's user."""
@@ -159,6 +201,8 @@ class UploadEndpoint(View):
     def error_response(self, exc):
         """The refusal of `exc`, with this protocol's status and headers for it."""
         response = JsonResponse(self.error_data(exc), status=self.error_status(exc))
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(exc.retry_after)
         for cls in reversed(type(exc).__mro__):
             for name, value in self.error_headers.get(cls, {}).items():
                 response[name] = value

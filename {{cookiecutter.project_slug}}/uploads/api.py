@@ -32,6 +32,8 @@ class UploadListView(UploadEndpoint):
                     f"{base}?page={page.previous_page_number()}" if page.has_previous() else None
                 ),
                 "results": [upload_json(upload) for upload in page],
+                # What the user holds against their limits (UPLOADS_USER_QUOTA...).
+                "usage": engine.quotas.usage(self.user).as_json(),
             }
         )
 
@@ -43,5 +45,10 @@ class UploadDetailView(UploadEndpoint):
         return JsonResponse(upload_json(self.get_upload(upload_id)))
 
     def delete(self, request, upload_id):
-        engine.cancel(self.get_upload(upload_id))
+        """Cancel an unfinished upload; delete a complete one's file."""
+        upload = self.get_upload(upload_id)
+        if upload.status in (Upload.Status.COMPLETE, Upload.Status.DELETED):
+            engine.delete_file(upload)
+        else:
+            engine.cancel(upload)
         return HttpResponse(status=204)

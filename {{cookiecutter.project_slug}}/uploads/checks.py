@@ -37,6 +37,8 @@ SETTING_ERRORS = {
         'A list such as ["pdf", "zip"]; in the environment, comma-separated: pdf,zip.',
     ),
     "STAGING": ("uploads.E011", "Write local."),
+    "USER_QUOTA": ("uploads.E012", "Give the bytes one user may hold, such as 536870912000."),
+    "MAX_ACTIVE_UPLOADS": ("uploads.E012", "Give how many unfinished uploads a user may have."),
 }
 
 

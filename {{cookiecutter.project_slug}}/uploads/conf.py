@@ -58,6 +58,13 @@ DEFAULTS = {
     # X-Accel-Redirect, "/protected-media/"): downloads are then handed to the
     # proxy, which serves the file and its ranges. Empty: the worker streams it.
     "ACCEL_REDIRECT": "",
+    # Bytes one user may hold (500 GiB): the declared sizes of their unfinished
+    # uploads (UPLOADS_MAX_BYTES while a tus size is deferred) and the sizes of
+    # their stored files. Finite on purpose: staging files are sparse, so
+    # nothing else reserves the room an upload will need.
+    "USER_QUOTA": 500 * 1024**3,
+    # Unfinished uploads one user may have at once.
+    "MAX_ACTIVE_UPLOADS": 100,
 }
 
 # The browser clients the widget can drive, and the endpoint each one talks to.
@@ -133,6 +140,12 @@ class UploadSettings:
 
     def _clean_max_bytes(self, value):
         return _positive_int("MAX_BYTES", value)
+
+    def _clean_user_quota(self, value):
+        return _positive_int("USER_QUOTA", value)
+
+    def _clean_max_active_uploads(self, value):
+        return _positive_int("MAX_ACTIVE_UPLOADS", value)
 
     def _clean_chunk_size(self, value):
         return _positive_int("CHUNK_SIZE", value)

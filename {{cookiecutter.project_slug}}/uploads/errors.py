@@ -9,6 +9,8 @@ ever reaches a 500.
 
 class UploadError(Exception):
     status = 400
+    # Seconds after which the client may retry (the Retry-After header), if it may.
+    retry_after = None
 
     def __init__(self, message, *, status=None):
         super().__init__(message)
@@ -57,8 +59,22 @@ class UploadGone(UploadError):
     status = 410
 
 
+class UploadCancelled(UploadGone):
+    """Its owner cancelled it: a late chunk must not start it again."""
+
+
 class TooLarge(UploadError):
     status = 413
+
+
+class QuotaExceeded(TooLarge):
+    """A new upload would take its owner past UPLOADS_USER_QUOTA."""
+
+
+class TooManyUploads(UploadError):
+    """Its owner already has UPLOADS_MAX_ACTIVE_UPLOADS unfinished uploads."""
+
+    status = 429
 
 
 class TypeNotAllowed(UploadError):
@@ -75,3 +91,17 @@ class Busy(UploadError):
     """Another request holds these bytes for longer than LOCK_TIMEOUT; retry later."""
 
     status = 503
+
+
+class DatabaseUnavailable(UploadError):
+    """The database does not answer: nothing was recorded, and the client retries."""
+
+    status = 503
+    retry_after = 5
+
+    @classmethod
+    def because(cls, exc):
+        return cls(
+            f"the database is unavailable ({type(exc).__name__}); nothing of this request "
+            f"was recorded: retry in {cls.retry_after} seconds"
+        )

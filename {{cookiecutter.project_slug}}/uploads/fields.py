@@ -40,13 +40,17 @@ class ResumableFileField(models.FileField):
 
 def file_in_use(name):
     """Whether any model's ResumableFileField refers to this stored name."""
+    return file_user(name) is not None
+
+
+def file_user(name):
+    """The first object whose ResumableFileField refers to this stored name, or None."""
     if not name:
-        return False
+        return None
     for model in apps.get_models():
         for field in model._meta.get_fields():
-            if (
-                isinstance(field, ResumableFileField)
-                and model._default_manager.filter(**{field.name: name}).exists()
-            ):
-                return True
-    return False
+            if isinstance(field, ResumableFileField):
+                found = model._default_manager.filter(**{field.name: name}).first()
+                if found is not None:
+                    return found
+    return None

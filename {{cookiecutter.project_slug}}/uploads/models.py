@@ -48,6 +48,8 @@ class Upload(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
         EXPIRED = "expired"
+        # Its owner deleted the finished file; the record stays.
+        DELETED = "deleted"
 
     class Protocol(models.TextChoices):
         FLOW = "flow", "flow.js"

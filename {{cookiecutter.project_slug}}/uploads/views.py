@@ -3,13 +3,18 @@
 from urllib.parse import quote
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.files.storage import FileSystemStorage
 from django.db.models import Case, Value, When
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.http import content_disposition_header
 
+from . import tokens
+from .access import error_response
 from .conf import upload_settings
+from .downloads import file_response
+from .errors import NotAuthenticated
 from .models import Upload
 from .widgets import upload_limits, widget_config, widget_media
 
@@ -34,13 +39,26 @@ def index(request):
     )
 
 
-@login_required
 def download(request, upload_id):
-    """A complete file, to its owner (or staff who may view uploads), always as an attachment."""
+    """
+    A complete file, to its owner (or staff who may view uploads), always as an
+    attachment, with a session or an API token (Authorization: Bearer), whole
+    or one byte range (downloads.py).
+    """
+    token = tokens.bearer_token(request)
+    if token is not None:
+        try:
+            user = tokens.authenticate(token)
+        except NotAuthenticated as exc:
+            return error_response(exc)
+    elif request.user.is_authenticated:
+        user = request.user
+    else:
+        return redirect_to_login(request.get_full_path())
     # Staff who may view uploads in the admin follow its file links here too.
     uploads = Upload.objects.all()
-    if not request.user.has_perm("uploads.view_upload"):
-        uploads = uploads.filter(owner=request.user)
+    if not user.has_perm("uploads.view_upload"):
+        uploads = uploads.filter(owner=user)
     upload = get_object_or_404(uploads, pk=upload_id)
     if upload.status != Upload.Status.COMPLETE or not upload.file:
         raise Http404("this upload is not complete")
@@ -49,7 +67,7 @@ def download(request, upload_id):
     # are not under that location; the worker streams them.
     if upload_settings.ACCEL_REDIRECT and isinstance(upload.file.storage, FileSystemStorage):
         return accel_redirect(upload)
-    return FileResponse(upload.file.open("rb"), as_attachment=True, filename=upload.name)
+    return file_response(request, upload.file, upload.name, etag=f'"{upload.sha256}"')
 
 
 def accel_redirect(upload):

@@ -26,15 +26,19 @@ are in statements.py: SQL written once, as these run on every chunk.
 
 Every other status change is an edge of the table in transitions.py, made by
 one conditional UPDATE that also sends the edge's signal: finishing (complete,
-failed, back to uploading on a wrong checksum), cancel and expiry (ending.py),
-and verify_uploads.
+failed, back to uploading on a wrong checksum), cancel, expiry and deleting a
+finished file (ending.py), and verify_uploads.
+
+Starting an upload checks its owner's limits (quotas.py) in the transaction
+that creates it.
 
 A protocol differs from another only in what it says about its bytes: a Piece
 (writing.py) is in order or at its own offset, keeps a cut-off body or not,
 carries a checksum, or holds a whole file for an explicit complete().
 """
 
-from .ending import cancel, check_open, expire, expire_if_due
+from . import quotas
+from .ending import cancel, check_open, delete_file, expire, expire_if_due
 from .finishing import complete, recover
 from .starting import (
     LATE_CHUNK_WINDOW,
@@ -54,11 +58,13 @@ __all__ = [
     "check_open",
     "complete",
     "current_offset",
+    "delete_file",
     "expire",
     "expire_if_due",
     "find_active",
     "find_or_start",
     "has_range",
+    "quotas",
     "recover",
     "start",
     "start_with",

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from .. import staging
 from ..conf import upload_settings
-from ..errors import ChunkConflict, UploadGone
+from ..errors import ChunkConflict, UploadCancelled, UploadGone
+from ..fields import file_user
 from ..models import Upload
 from . import transitions
 
@@ -33,7 +34,9 @@ def check_not_ended(upload):
     """UploadGone for an upload that ended before it was whole: the client starts again."""
     if upload.status == Status.EXPIRED:
         raise UploadGone(expired_message(upload))
-    if upload.status in (Status.CANCELLED, Status.FAILED):
+    if upload.status == Status.CANCELLED:
+        raise UploadCancelled("this upload was cancelled; start it again")
+    if upload.status in (Status.FAILED, Status.DELETED):
         raise UploadGone(f"this upload is {upload.status}; start it again")
 
 
@@ -53,6 +56,33 @@ def cancel(upload):
         raise ChunkConflict("the upload is being finished and can no longer be cancelled")
     if upload.status == Status.COMPLETE:
         raise ChunkConflict("a complete upload cannot be cancelled")
+    return upload
+
+
+def delete_file(upload):
+    """
+    Delete a complete upload's stored file; the record stays, `deleted`.
+    Refused with ChunkConflict while a ResumableFileField still uses the file
+    (the object would lose it). Deleting it again is no error.
+    """
+    user = file_user(upload.file.name)
+    if user is not None:
+        raise ChunkConflict(
+            f"the file is used by {user._meta.verbose_name} {str(user)!r} (id {user.pk}); "
+            f"delete that or give it another file first"
+        )
+    name, storage = upload.file.name, upload.file.storage
+    if transitions.move(upload, Status.COMPLETE, Status.DELETED, file=""):
+        # Recorded first: a file left behind by a failing storage is only
+        # bytes, where a record pointing at a missing file would be a lie.
+        try:
+            storage.delete(name)
+        except OSError:
+            logger.exception("upload %s: its file %s could not be removed", upload.pk, name)
+        return upload
+    upload.refresh_from_db(fields=["status"])
+    if upload.status != Status.DELETED:
+        raise ChunkConflict(f"this upload is {upload.status}; only a complete file can be deleted")
     return upload
 
 

@@ -6,6 +6,7 @@ here, before any byte is kept.
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .. import staging
@@ -16,12 +17,13 @@ from ..errors import (
     OffsetMismatch,
     TooLarge,
     TypeNotAllowed,
+    UploadCancelled,
     UploadError,
     UploadGone,
 )
 from ..filenames import clean_filename, extension
 from ..models import Upload
-from . import ending, statements, transitions, writing
+from . import ending, quotas, statements, transitions, writing
 
 Status = Upload.Status
 
@@ -88,7 +90,7 @@ def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None
         if upload.status == Status.EXPIRED:
             raise UploadGone(ending.expired_message(upload))
     if upload is None:
-        upload = _just_completed(owner, protocol, client_id, size, chunk_size)
+        upload = _ended_recently(owner, protocol, client_id, size, chunk_size)
     if upload is None:
         try:
             with transaction.atomic():
@@ -102,7 +104,7 @@ def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None
                     relative_path=relative_path,
                 )
         except IntegrityError:
-            upload = find_active(owner, protocol, client_id) or _just_completed(
+            upload = find_active(owner, protocol, client_id) or _ended_recently(
                 owner, protocol, client_id, size, chunk_size
             )
             if upload is None:  # it was cancelled in between
@@ -116,28 +118,43 @@ def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None
     return upload
 
 
-def _just_completed(owner, protocol, client_id, size, chunk_size):
+def _ended_recently(owner, protocol, client_id, size, chunk_size):
     """
-    The upload of this very file that completed moments ago, if any. A chunk
-    for it is drained and answered with the finished upload (writing sees
-    every byte received), instead of starting an upload that could never
-    complete. Sending the same file again after the window starts afresh.
+    The upload of this client identifier that ended moments ago, if any: one
+    query, on the first chunk of an upload only.
+
+    Completed within LATE_CHUNK_WINDOW (of this very file): a chunk for it is
+    drained and answered with the finished upload (writing sees every byte
+    received), instead of starting an upload that could never complete.
+    Sending the same file again after the window starts afresh.
+
+    Cancelled within UPLOADS_EXPIRATION: UploadCancelled. A chunk that was on
+    its way when its owner pressed Cancel must not start the file again; a
+    client that means to send it again gives it a new identifier.
     """
     if not client_id:
         return None
-    return (
-        Upload.objects.filter(
-            owner=owner,
-            protocol=protocol,
-            client_id=client_id,
-            size=size,
-            chunk_size=chunk_size,
-            status=Status.COMPLETE,
-            completed__gte=timezone.now() - LATE_CHUNK_WINDOW,
+    now = timezone.now()
+    upload = (
+        Upload.objects.filter(owner=owner, protocol=protocol, client_id=client_id)
+        .filter(
+            Q(
+                status=Status.COMPLETE,
+                size=size,
+                chunk_size=chunk_size,
+                completed__gte=now - LATE_CHUNK_WINDOW,
+            )
+            | Q(status=Status.CANCELLED, updated__gte=now - upload_settings.EXPIRATION)
         )
-        .order_by("-completed")
+        .order_by("-updated")
         .first()
     )
+    if upload is not None and upload.status == Status.CANCELLED:
+        raise UploadCancelled(
+            "this upload was cancelled; to send the file again, start a new upload "
+            "with a new identifier"
+        )
+    return upload
 
 
 def start(
@@ -173,6 +190,21 @@ def start(
 def _create(
     owner, protocol, *, filename, size, client_id, chunk_size, relative_path, metadata=None
 ):
+    with transaction.atomic():
+        quotas.check_room(owner, size)
+        return _insert(
+            owner,
+            protocol,
+            filename=filename,
+            size=size,
+            client_id=client_id,
+            chunk_size=chunk_size,
+            relative_path=relative_path,
+            metadata=metadata,
+        )
+
+
+def _insert(owner, protocol, *, filename, size, client_id, chunk_size, relative_path, metadata):
     now = timezone.now()
     upload = Upload.objects.create(
         owner=owner,

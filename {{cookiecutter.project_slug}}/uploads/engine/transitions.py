@@ -58,6 +58,9 @@ EDGES = {
     (Status.COMPLETE, Status.FAILED): Edge(
         "verify_uploads found the stored file missing or changed"
     ),
+    (Status.COMPLETE, Status.DELETED): Edge(
+        "its owner deleted the file (ending.delete_file removes it from storage)"
+    ),
 }
 
 

@@ -24,6 +24,8 @@ from ..errors import (
     BadRequest,
     NotAuthenticated,
     OffsetMismatch,
+    QuotaExceeded,
+    TooManyUploads,
     UploadError,
     UploadGone,
     UploadNotFound,
@@ -49,8 +51,11 @@ def response_data(upload):
 class ChunkedEndpoint(UploadEndpoint):
     http_method_names = ["post"]
     protocol = Upload.Protocol.CHUNKED
-    # django-chunked-upload answers 400 for all a client got wrong but 404 and 410.
+    # django-chunked-upload answers 400 for all a client got wrong but 404 and
+    # 410; a user's limits keep their own statuses, as on every protocol.
     error_statuses = {
+        QuotaExceeded: 413,
+        TooManyUploads: 429,
         UploadError: 400,
         NotAuthenticated: 403,
         UploadNotFound: 404,

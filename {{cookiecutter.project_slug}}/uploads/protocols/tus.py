@@ -25,7 +25,7 @@ from django.utils.http import http_date
 from .. import engine
 from ..access import UploadEndpoint
 from ..conf import upload_settings
-from ..errors import BadRequest, NotAuthenticated, TypeNotAllowed, UploadError
+from ..errors import BadRequest, NotAuthenticated, TypeNotAllowed, UploadCancelled, UploadError
 from ..models import Upload
 from .numbers import whole_number
 
@@ -135,8 +135,9 @@ class TusView(UploadEndpoint):
     http_method_names = ["options", "post", "head", "patch", "delete"]
     protocol = Upload.Protocol.TUS
     # The statuses tus gives its own: VersionNotSupported is 412 and
-    # ChecksumMismatch 460 of themselves.
-    error_statuses = {NotAuthenticated: 401}
+    # ChecksumMismatch 460 of themselves. A cancelled (terminated) upload is
+    # gone for good (404); an expired one is 410, as the expiration extension says.
+    error_statuses = {NotAuthenticated: 401, UploadCancelled: 404}
     error_headers = {
         NotAuthenticated: {"WWW-Authenticate": 'Bearer realm="uploads"'},
         VersionNotSupported: {"Tus-Version": TUS_VERSION},
@@ -148,18 +149,17 @@ class TusView(UploadEndpoint):
         override = request.META.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").strip().upper()
         if override and request.method == "POST":
             request.method = override
-        if request.method != "OPTIONS" and request.META.get("HTTP_TUS_RESUMABLE") != TUS_VERSION:
-            response = self.error_response(
-                VersionNotSupported(
-                    f"Tus-Resumable must be {TUS_VERSION}, not "
-                    f"{request.META.get('HTTP_TUS_RESUMABLE', '(none)')[:20]!r}"
-                )
-            )
-        else:
-            response = super().dispatch(request, *args, **kwargs)
+        response = super().dispatch(request, *args, **kwargs)
         response["Tus-Resumable"] = TUS_VERSION
         response["Cache-Control"] = "no-store"
         return response
+
+    def check_protocol(self, request):
+        if request.method != "OPTIONS" and request.META.get("HTTP_TUS_RESUMABLE") != TUS_VERSION:
+            raise VersionNotSupported(
+                f"Tus-Resumable must be {TUS_VERSION}, not "
+                f"{request.META.get('HTTP_TUS_RESUMABLE', '(none)')[:20]!r}"
+            )
 
     def get_upload(self, upload_id):
         if upload_id is None:

@@ -82,11 +82,12 @@ def test_delete_cancels_and_removes_staged_bytes(alice, user):
     assert alice.delete(f"/uploads/api/uploads/{upload.id}/").status_code == 204
 
 
-def test_a_complete_upload_cannot_be_cancelled(alice, user):
-    upload = make(user)
+def test_an_upload_being_finished_cannot_be_cancelled(alice, user):
+    upload = make(user, complete=False)
+    Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.PROCESSING)
     response = alice.delete(f"/uploads/api/uploads/{upload.id}/")
     assert response.status_code == 409
-    assert "complete" in response.json()["error"]
+    assert "being finished" in response.json()["error"]
 
 
 def test_delete_needs_the_csrf_header(user):

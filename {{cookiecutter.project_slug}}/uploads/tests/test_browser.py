@@ -411,6 +411,35 @@ def test_an_unfinished_upload_is_cancelled_from_the_list(open_page, tmp_path, si
     tab.assert_no_console_errors()
 
 
+def test_a_finished_file_is_deleted_from_the_list_after_asking(open_page, tmp_path):
+    tab = open_page()
+    path = make_file(tmp_path, "old-backup.bin", 2 * CHUNK, "old")
+    tab.choose(path)
+    tab.wait_state(path.name, "complete")
+    upload = tab.upload_named(path.name)
+    tab.page.reload()
+    listed = tab.page.locator(f"#upload-{upload['id']}")
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        if len(asked) == 1:
+            dialog.dismiss()
+        else:
+            dialog.accept()
+
+    tab.page.on("dialog", answer)
+    listed.get_by_role("button", name="Delete").click()  # dismissed: nothing happens
+    expect(listed).to_contain_text("Complete")
+    listed.get_by_role("button", name="Delete").click()
+    expect(listed).to_contain_text("Deleted")
+    expect(listed.get_by_role("link", name="Download")).to_have_count(0)
+    assert asked == ["Delete old-backup.bin from the server? This cannot be undone."] * 2
+    assert tab.api(f"/uploads/api/uploads/{upload['id']}/")["status"] == "deleted"
+    assert tab.page.request.get(tab.site.url + upload["download_url"]).status == 404
+    tab.assert_no_console_errors()
+
+
 def test_too_large_and_forbidden_types_are_refused_before_sending(open_page, tmp_path):
     tab = open_page()
     posts = chunk_requests(tab.page)

@@ -26,7 +26,11 @@ export class StatusApi {
       credentials: "same-origin",
       headers: {"X-CSRFToken": this.token, "Accept": "application/json"},
     });
-    if (!response.ok) throw new Error(`${method} ${this.url + path}: status ${response.status}`);
+    if (!response.ok) {
+      // The server's sentence when it gave one (a 409 says which document uses a file).
+      const data = await response.json().catch(() => ({}));
+      throw new Error(data.error || `${method} ${this.url + path}: status ${response.status}`);
+    }
     return response;
   }
 

@@ -12,7 +12,8 @@
  * - an unfinished row's Resume asks for its file, checks it is the same one
  *   (name, size, and the identifier the client gives it) and hands it to the
  *   widget, which sends only the chunks the server does not have;
- * - its Cancel asks the status API to drop the upload.
+ * - its Cancel asks the status API to drop the upload, and a finished row's
+ *   Delete (the same DELETE, after asking) its file.
  *
  * `container` is the page's #uploads-list, whose data-refresh-url is the page
  * to fetch; returns the function that refreshes it.
@@ -131,8 +132,13 @@ export function keepListCurrent(container, api, queue) {
   container.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-cancel]");
     if (!button) return;
+    // Delete (a finished file) asks first, and says why the server refused.
+    const confirm = button.getAttribute("data-confirm");
+    if (confirm && !window.confirm(confirm)) return;
     button.disabled = true;
-    api.cancel(button.getAttribute("data-cancel")).catch(() => {}).then(refreshQuietly);
+    api.cancel(button.getAttribute("data-cancel"))
+      .catch((error) => { if (confirm) window.alert(error.message); })
+      .then(refreshQuietly);
   });
 
   container.addEventListener("change", (event) => {
