@@ -21,7 +21,7 @@
  * the server for each chunk first (the test GET) and send only the missing ones.
  */
 
-import {identifier as identifierOf} from "./drivers/common.js";
+import {identifier as identifierOf, nextAttempt} from "./drivers/common.js";
 import {describeFailure, refusalOf} from "./format.js";
 import {GIVE_UP_MS, retryDelay} from "./retrying.js";
 import {Speedometer} from "./speed.js";
@@ -359,6 +359,7 @@ export class UploadQueue extends EventTarget {
   async cancel(file) {
     clearTimeout(file.timer);
     this.driver.cancel(file.native);
+    if (file.native) nextAttempt(file.native.file);
     this.update(file, {state: "cancelled", speed: 0, message: t("Cancelling…")});
     try {
       const id = await this.serverId(file);

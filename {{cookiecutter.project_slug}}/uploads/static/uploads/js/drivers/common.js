@@ -24,14 +24,45 @@
 const PERMANENT_ERRORS = [400, 401, 403, 404, 409, 410, 413, 415, 429];
 
 // Stable across reloads for the same file, different for a changed file: this
-// is what lets choosing the same file again resume it.
-function identifier(file) {
+// is what lets choosing the same file again resume it. After a Cancel the
+// server refuses that identifier's chunks for a day (a late chunk must not
+// revive the upload), so a file cancelled here starts its next upload under a
+// new attempt number, remembered in localStorage across reloads.
+const ATTEMPTS_KEY = "uploads.attempts";
+
+function attempts() {
+  try {
+    return JSON.parse(window.localStorage.getItem(ATTEMPTS_KEY)) || {};
+  } catch (e) {
+    return {}; // storage disabled or damaged: every file is on its first attempt
+  }
+}
+
+function baseIdentifier(file) {
   const path = file.relativePath || file.webkitRelativePath || file.name;
   return (file.size + "-" + (file.lastModified || 0) + "-" + path)
     .replace(/[^0-9A-Za-z_.-]/g, "_").slice(0, 200);
 }
 
-export {identifier};
+function identifier(file) {
+  const base = baseIdentifier(file);
+  const attempt = attempts()[base];
+  return attempt ? base.slice(0, 190) + "-attempt" + attempt : base;
+}
+
+// The file was cancelled: its next upload is a new one, under a new identifier.
+function nextAttempt(file) {
+  const base = baseIdentifier(file);
+  const known = attempts();
+  known[base] = (known[base] || 0) + 1;
+  try {
+    window.localStorage.setItem(ATTEMPTS_KEY, JSON.stringify(known));
+  } catch (e) {
+    // Without storage the same file cannot be sent again until the server forgets it.
+  }
+}
+
+export {identifier, nextAttempt};
 
 export function clientOptions(config, hooks) {
   return {
