@@ -8,8 +8,6 @@ retry succeeds.
 
 import base64
 import hashlib
-import subprocess
-import sys
 import uuid
 from urllib.parse import urlencode
 
@@ -30,16 +28,7 @@ def b64(text):
 
 
 def make_token(site):
-    done = subprocess.run(
-        [sys.executable, "manage.py", "create_upload_token", site.username, "--name", "tests"],
-        cwd=servers.SITE_ROOT,
-        env=site.env,
-        capture_output=True,
-        text=True,
-        timeout=servers.COMMAND_TIMEOUT,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return site.manage("create_upload_token", site.username, "--name", "tests").strip()
 
 
 def session_for(site, token):

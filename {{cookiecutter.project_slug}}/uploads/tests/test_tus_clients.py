@@ -17,8 +17,6 @@ import hashlib
 import os
 import random
 import socket
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -82,16 +80,7 @@ def site(tmp_path_factory, app_origin):
 
 @pytest.fixture(scope="module")
 def token(site):
-    done = subprocess.run(
-        [sys.executable, "manage.py", "create_upload_token", site.username, "--name", "tests"],
-        cwd=servers.SITE_ROOT,
-        env=site.env,
-        capture_output=True,
-        text=True,
-        timeout=servers.COMMAND_TIMEOUT,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return site.manage("create_upload_token", site.username, "--name", "tests").strip()
 
 
 def api(site, token, method, path, **kwargs):
