@@ -37,6 +37,7 @@ SETTING_ERRORS = {
         'A list such as ["pdf", "zip"]; in the environment, comma-separated: pdf,zip.',
     ),
     "STAGING": ("uploads.E011", "Write local."),
+    "MIN_FREE_BYTES": ("uploads.E012", "Give the bytes to keep free, such as 1073741824 (1 GiB)."),
 }
 
 
