@@ -12,22 +12,18 @@ and it finishes once there is room.
 import base64
 import errno
 import hashlib
-import os
 import random
 import subprocess
 from contextlib import contextmanager, suppress
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 import requests
-from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.utils import timezone
 
 from uploads import engine, staging
-from uploads.engine import recording
 from uploads.models import Upload
 
 from .chunking import params
@@ -404,37 +400,3 @@ class _Reader:
         end = len(self._data) if size < 0 else self._at + size
         block, self._at = self._data[self._at : end], min(end, len(self._data))
         return block
-
-
-# --- A finisher that stopped ---------------------------------------------------------------------
-
-
-def test_a_finish_whose_lease_ran_out_is_taken_over_by_the_status_read(alice, user):
-    data = random.Random(3).randbytes(4096)
-    upload = engine.start(user, Upload.Protocol.FLOW, filename="s.bin", size=len(data))
-    # The worker that received the last byte died before finishing (its thread never ran).
-    with staging.backend.open_locked(upload) as fd:
-        staging.backend.write(fd, 0, _Reader(data), len(data))
-    assert recording.record(upload, 0, len(data))
-    url = f"/uploads/api/uploads/{upload.pk}/"
-    assert alice.get(url).json()["status"] == "processing", "within its lease, left alone"
-
-    Upload.objects.filter(pk=upload.pk).update(finishing_until=timezone.now() - timedelta(seconds=1))
-    body = alice.get(url).json()
-    assert body["status"] == "complete"
-    assert body["sha256"] == hashlib.sha256(data).hexdigest()
-    assert alice.get(url).json()["status"] == "complete"
-
-
-def test_a_run_that_finds_a_copy_left_by_a_stopped_run_stores_the_file_again(alice, user):
-    """A finisher killed halfway through its copy left a truncated file under the fixed name."""
-    data = random.Random(4).randbytes(8192)
-    upload = engine.start(user, Upload.Protocol.FLOW, filename="c.bin", size=len(data))
-    name = upload.file.field.generate_filename(upload, upload.name)
-    upload.file.storage.save(name, ContentFile(data[:100]))
-    engine.write(upload, engine.Piece(0, len(data), _Reader(data)))
-    upload.refresh_from_db()
-    assert upload.status == Upload.Status.COMPLETE
-    assert upload.file.name == name
-    assert upload.file.read() == data
-    assert os.listdir(Path(upload.file.path).parent) == [upload.name]
