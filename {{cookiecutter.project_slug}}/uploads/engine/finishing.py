@@ -114,7 +114,9 @@ def finish(upload, *, expected=None):
         _finish_later(upload, f"storing the file failed, it will be tried again: {exc}")
         return upload
     except DatabaseError:
-        logger.exception("upload %s: the database failed while finishing; tried again later", upload.pk)
+        logger.exception(
+            "upload %s: the database failed while finishing; tried again later", upload.pk
+        )
         leases.forget_broken_connection()
         return upload
     except staging.Gone:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -70,7 +71,9 @@ def test_a_finish_whose_lease_ran_out_is_taken_over_by_the_status_read(alice, us
     url = f"/uploads/api/uploads/{upload.pk}/"
     assert alice.get(url).json()["status"] == "processing", "within its lease, left alone"
 
-    Upload.objects.filter(pk=upload.pk).update(finishing_until=timezone.now() - timedelta(seconds=1))
+    Upload.objects.filter(pk=upload.pk).update(
+        finishing_until=timezone.now() - timedelta(seconds=1)
+    )
     body = alice.get(url).json()
     assert body["status"] == "complete"
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
@@ -93,15 +96,15 @@ def test_a_run_that_finds_a_copy_left_by_a_stopped_run_stores_the_file_again(use
     assert sent["completed"] == [upload.pk]
 
 
-def test_a_finish_that_could_not_be_recorded_is_finished_again_by_cleanup(user, sent, settings):
+def test_a_finish_that_could_not_be_recorded_is_finished_again_by_cleanup(user, sent):
     """The file was stored, then the record failed (as if the database went away)."""
-    from django.core.management import call_command
-
     data = random.Random(6).randbytes(8192)
     upload = whole_but_not_finished(user, data)
     stored = upload.file.field.generate_filename(upload, upload.name)
     staging.backend.store(upload, upload.file.storage, stored)  # what the stopped run did
-    Upload.objects.filter(pk=upload.pk).update(finishing_until=timezone.now() - timedelta(seconds=1))
+    Upload.objects.filter(pk=upload.pk).update(
+        finishing_until=timezone.now() - timedelta(seconds=1)
+    )
 
     call_command("cleanup_uploads", "-v", "0")
     upload.refresh_from_db()

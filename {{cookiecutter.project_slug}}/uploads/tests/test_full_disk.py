@@ -156,7 +156,9 @@ class ContentRange:
 
     def end(self, send, data, upload_id):
         md5 = hashlib.md5(data).hexdigest()  # noqa: S324 - the protocol's own checksum
-        response = send("POST", "/uploads/chunked/complete/", form={"upload_id": upload_id, "md5": md5})
+        response = send(
+            "POST", "/uploads/chunked/complete/", form={"upload_id": upload_id, "md5": md5}
+        )
         assert response.status_code == 200, response.content
 
 
@@ -252,7 +254,9 @@ def test_a_chunk_that_finds_the_staging_disk_full_is_507_and_its_retry_succeeds(
     assert status["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.parametrize("first_bytes", [b"", b"x" * HALF], ids=["creation", "creation-with-upload"])
+@pytest.mark.parametrize(
+    "first_bytes", [b"", b"x" * HALF], ids=["creation", "creation-with-upload"]
+)
 def test_a_new_upload_that_does_not_fit_is_507_before_any_byte(
     alice, small_staging, settings, first_bytes
 ):
@@ -278,7 +282,7 @@ def test_what_unfinished_uploads_still_need_is_counted_as_taken(alice, small_sta
 
 
 def test_a_tus_creation_with_upload_that_finds_the_disk_full_creates_nothing(alice, small_staging):
-    """A deferred size is not counted at creation (nothing to count): the write finds the disk full."""
+    """A deferred size is not counted at creation: the write finds the disk full."""
     send = django_sender(alice)
     headers = {
         **TUS,
@@ -318,9 +322,7 @@ def full_disk_site(tmp_path_factory):
 
 @pytest.mark.server
 @pytest.mark.parametrize("protocol", PROTOCOLS, ids=IDS)
-def test_over_gunicorn_a_full_disk_is_507_and_the_same_session_carries_on(
-    full_disk_site, protocol
-):
+def test_over_gunicorn_a_full_disk_is_507_and_the_same_session_carries_on(full_disk_site, protocol):
     site, disk = full_disk_site
     client = site.login()
     with requests.Session() as session:
