@@ -146,17 +146,18 @@ class StagingBackend:
 
 
 class _Reporting(File):
-    """A File whose chunks() says after each one that the copy goes on."""
+    """A File that says, after each read, that the copy goes on. Storages read
+    it through chunks() (FileSystemStorage) or read() (boto3): both end here."""
 
     def __init__(self, file, progress):
         super().__init__(file, name=file.name)
         self._progress = progress
 
-    def chunks(self, chunk_size=None):
-        for chunk in super().chunks(BLOCK_SIZE if chunk_size is None else chunk_size):
-            yield chunk
-            if self._progress is not None:
-                self._progress()
+    def read(self, *args):
+        data = self.file.read(*args)
+        if self._progress is not None:
+            self._progress()
+        return data
 
 
 def has_more(stream):

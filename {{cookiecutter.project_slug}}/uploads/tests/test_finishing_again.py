@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from uploads import engine, staging
-from uploads.engine import finishing, recording
+from uploads.engine import finishing, leases, recording
 from uploads.models import Upload
 from uploads.signals import upload_completed, upload_failed
 
@@ -155,3 +155,24 @@ def test_a_finisher_whose_database_connection_is_killed_still_completes_the_uplo
     assert upload.file.read() == data
     assert not staging.backend.path_for(upload).exists()
     assert sent == {"completed": [upload.pk], "failed": []}
+
+
+def test_a_working_finisher_renews_its_lease_and_stops_once_another_run_took_over(
+    user, monkeypatch
+):
+    monkeypatch.setattr(leases, "RENEW_EVERY", timedelta(0))  # a beat on every block
+    upload = whole_but_not_finished(user, b"h" * 10)
+    first = upload.finishing_until
+    beat = leases.Heartbeat(upload)
+    beat()
+    assert Upload.objects.get(pk=upload.pk).finishing_until > first, "renewed as it works"
+
+    # Its worker stalls past the lease; the page's poll takes the upload over.
+    Upload.objects.filter(pk=upload.pk).update(
+        finishing_until=timezone.now() - timedelta(seconds=1)
+    )
+    other = Upload.objects.get(pk=upload.pk)
+    assert leases.take_over(other)
+    with pytest.raises(leases.LeaseLost):
+        beat()
+    assert not leases.take_over(Upload.objects.get(pk=upload.pk)), "taken once"
