@@ -71,8 +71,15 @@ def _finish_in_thread(pk):
 
 
 def finish_upload(upload_id):
-    """Finish the `processing` upload `upload_id`, whose lease the caller holds."""
-    return finish(Upload.objects.get(pk=upload_id))
+    """
+    Finish the `processing` upload `upload_id`, whose lease the caller holds.
+    Idempotent: an upload no longer `processing` (finished by another run,
+    say) is left as it is.
+    """
+    upload = Upload.objects.get(pk=upload_id)
+    if upload.status != Status.PROCESSING:
+        return upload
+    return finish(upload)
 
 
 def finish(upload, *, expected=None):

@@ -176,3 +176,14 @@ def test_a_working_finisher_renews_its_lease_and_stops_once_another_run_took_ove
     with pytest.raises(leases.LeaseLost):
         beat()
     assert not leases.take_over(Upload.objects.get(pk=upload.pk)), "taken once"
+
+
+def test_finishing_a_finished_upload_again_changes_nothing(user, sent):
+    """A runner that delivers its job twice (a task queue's late acknowledgement)."""
+    data = random.Random(8).randbytes(1000)
+    upload = whole_but_not_finished(user, data)
+    assert engine.finish_upload(upload.pk).status == Status.COMPLETE
+    assert engine.finish_upload(upload.pk).status == Status.COMPLETE
+    upload.refresh_from_db()
+    assert upload.file.read() == data
+    assert sent == {"completed": [upload.pk], "failed": []}
