@@ -8,9 +8,13 @@ ran out, cleanup_uploads, or the same run reconnecting) finishes it, once.
 import hashlib
 import os
 import random
+import signal
+import sqlite3
 import threading
+import uuid
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from django.core.files.base import ContentFile
@@ -18,10 +22,13 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from uploads import engine, staging
+from uploads import engine, locks, staging
 from uploads.engine import finishing, leases, recording
 from uploads.models import Upload
 from uploads.signals import upload_completed, upload_failed
+
+from .chunking import params
+from .servers import Site
 
 Status = Upload.Status
 
@@ -187,3 +194,46 @@ def test_finishing_a_finished_upload_again_changes_nothing(user, sent):
     upload.refresh_from_db()
     assert upload.file.read() == data
     assert sent == {"completed": [upload.pk], "failed": []}
+
+
+@pytest.mark.server
+def test_a_gunicorn_worker_killed_while_finishing_is_taken_over_once_its_lease_ran_out(tmp_path):
+    database = tmp_path / "db.sqlite3"
+    site = Site(tmp_path / "site", f"sqlite:///{database}", workers=1)
+    try:
+        site.start()
+        client = site.login()
+        data = random.Random(10).randbytes(2 * 65536)
+        query = params("flow", data, 1, chunk_size=65536, identifier="killed")
+        first = client.post(f"/uploads/flow/?{urlencode(query)}", data=data[:65536])
+        upload_id = uuid.UUID(first.json()["id"])
+        staged = site.staging / f"{upload_id.hex}.part"
+
+        # Another holder of the staging file's first byte keeps the finisher
+        # waiting mid-finish, with its lease taken, while its worker is killed.
+        fd = os.open(staged, os.O_RDWR)
+        try:
+            with locks.locked(fd, str(staged), 0, 1, timeout=5):
+                query = params("flow", data, 2, chunk_size=65536, identifier="killed")
+                last = client.post(f"/uploads/flow/?{urlencode(query)}", data=data[65536:])
+                assert last.json()["status"] == "processing"
+                worker = int(Path(f"/proc/{site.pid}/task/{site.pid}/children").read_text())
+                os.kill(worker, signal.SIGKILL)
+        finally:
+            os.close(fd)
+        status_url = f"/uploads/api/uploads/{upload_id}/"
+        assert client.get(status_url).json()["status"] == "processing", "its lease still runs"
+
+        # Two minutes later, as far as the lease is concerned (Django keeps UTC, naive, in SQLite).
+        past = (timezone.now() - timedelta(seconds=1)).replace(tzinfo=None).isoformat(" ")
+        with sqlite3.connect(database) as db:
+            changed = db.execute(
+                "UPDATE uploads_upload SET finishing_until = ? WHERE id = ?", [past, upload_id.hex]
+            ).rowcount
+        assert changed == 1
+        status = client.finished(upload_id)
+        assert status["status"] == "complete", status
+        assert status["sha256"] == hashlib.sha256(data).hexdigest()
+        assert not staged.exists()
+    finally:
+        site.stop()
