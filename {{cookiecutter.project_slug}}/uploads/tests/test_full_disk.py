@@ -402,3 +402,23 @@ class _Reader:
         end = len(self._data) if size < 0 else self._at + size
         block, self._at = self._data[self._at : end], min(end, len(self._data))
         return block
+
+
+def test_a_content_range_complete_that_finds_media_full_says_to_retry_not_500(alice, small_media):
+    send = django_sender(alice)
+    protocol = ContentRange()
+    data = random.Random(11).randbytes(SIZE)
+    upload_id = protocol.begin(send, data)
+    assert protocol.rest(send, data, upload_id).status_code == 200
+    filler = fill(small_media)
+    md5 = hashlib.md5(data).hexdigest()  # noqa: S324 - the protocol's own checksum
+    response = send("POST", "/uploads/chunked/complete/", form={"upload_id": upload_id, "md5": md5})
+    assert response.status_code == 503, response.content
+    assert "No space left" in response.json()["error"]
+    assert Upload.objects.get(pk=upload_id).status == Upload.Status.PROCESSING
+
+    filler.unlink()
+    Upload.objects.filter(pk=upload_id).update(finishing_until=timezone.now())
+    status = alice.get(f"/uploads/api/uploads/{upload_id}/").json()
+    assert status["status"] == "complete"
+    assert status["sha256"] == hashlib.sha256(data).hexdigest()
