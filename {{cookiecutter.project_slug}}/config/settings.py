@@ -264,6 +264,9 @@ UPLOADS_CHUNK_SIZE = env.str("UPLOADS_CHUNK_SIZE", default=upload_defaults["CHUN
 UPLOADS_SIMULTANEOUS_CHUNKS = env.str(
     "UPLOADS_SIMULTANEOUS_CHUNKS", default=upload_defaults["SIMULTANEOUS_CHUNKS"]
 )
+UPLOADS_MIN_FREE_BYTES = env.str(
+    "UPLOADS_MIN_FREE_BYTES", default=upload_defaults["MIN_FREE_BYTES"]
+)
 UPLOADS_LOCK_TIMEOUT = env.str("UPLOADS_LOCK_TIMEOUT", default=upload_defaults["LOCK_TIMEOUT"])
 UPLOADS_AUTH_RECHECK = env.str("UPLOADS_AUTH_RECHECK", default=upload_defaults["AUTH_RECHECK"])
 UPLOADS_FINISH_IN_BACKGROUND = env.bool(

@@ -42,7 +42,10 @@ class UploadDetailView(UploadEndpoint):
     http_method_names = ["get", "delete"]
 
     def get(self, request, upload_id):
-        return JsonResponse(upload_json(self.get_upload(upload_id)))
+        upload = self.get_upload(upload_id)
+        # A client waiting on a finish whose process died is what notices it first.
+        engine.take_over_if_stalled(upload)
+        return JsonResponse(upload_json(upload))
 
     def delete(self, request, upload_id):
         """Cancel an unfinished upload; delete a complete one's file."""

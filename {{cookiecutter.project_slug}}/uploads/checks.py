@@ -39,6 +39,7 @@ SETTING_ERRORS = {
     "STAGING": ("uploads.E011", "Write local."),
     "USER_QUOTA": ("uploads.E012", "Give the bytes one user may hold, such as 536870912000."),
     "MAX_ACTIVE_UPLOADS": ("uploads.E012", "Give how many unfinished uploads a user may have."),
+    "MIN_FREE_BYTES": ("uploads.E013", "Give the bytes to keep free, such as 1073741824 (1 GiB)."),
 }
 
 

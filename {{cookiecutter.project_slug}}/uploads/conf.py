@@ -38,6 +38,10 @@ DEFAULTS = {
     "CHUNK_SIZE": 8 * 1024**2,
     # Chunks of one file the upload page sends at once.
     "SIMULTANEOUS_CHUNKS": 3,
+    # Bytes of the staging file system kept free: a new upload whose declared
+    # size (plus what the unfinished ones still need) would eat into them is
+    # refused with 507 before any byte (1 GiB).
+    "MIN_FREE_BYTES": 1024**3,
     # Seconds a chunk waits for another request writing the same bytes (then 503).
     "LOCK_TIMEOUT": 30.0,
     # Duration a worker trusts a session or API token it has checked before it
@@ -146,6 +150,15 @@ class UploadSettings:
 
     def _clean_max_active_uploads(self, value):
         return _positive_int("MAX_ACTIVE_UPLOADS", value)
+
+    def _clean_min_free_bytes(self, value):
+        if isinstance(value, str) and _DIGITS.match(value):
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ImproperlyConfigured(
+                f"UPLOADS_MIN_FREE_BYTES must be a whole number of bytes, 0 or more, not {value!r}."
+            )
+        return value
 
     def _clean_chunk_size(self, value):
         return _positive_int("CHUNK_SIZE", value)

@@ -81,6 +81,12 @@ class TypeNotAllowed(UploadError):
     status = 415
 
 
+class InsufficientStorage(UploadError):
+    """No room on the staging file system for this upload or this chunk; retry once there is."""
+
+    status = 507
+
+
 class FinishingFailed(UploadError):
     """Every byte was in, but the file could not be verified or stored (upload.error says why)."""
 

@@ -3,8 +3,8 @@ What happens to uploads after their chunks: the work behind `cleanup_uploads`
 and `verify_uploads` (the commands only parse options and print).
 
 Cleanup finishes uploads whose finisher stopped (engine.recover(): a worker
-restarted while an upload was `processing`, untouched for UPLOADS_CLEANUP_GRACE),
-then removes three kinds of debris, and nothing else:
+restarted, or a database or storage failed, while an upload was `processing`,
+and its finishing lease ran out), then removes three kinds of debris, and nothing else:
 
 - uploads past their time: marked `expired` through engine.expire(), which takes
   the staging file's whole-file lock (so it waits for a chunk being written)
@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from . import engine, locks, staging
 from .conf import upload_settings
-from .engine import transitions
+from .engine import leases, transitions
 from .errors import Busy
 from .models import Upload
 
@@ -81,16 +81,15 @@ def cleanup(*, older_than=timedelta(0), dry_run=False, now=None, log=None):
     now = now or timezone.now()
     log = log or (lambda message: None)
     report = CleanupReport(dry_run=dry_run)
-    _recover_stalled(report, now - upload_settings.CLEANUP_GRACE, dry_run, log)
+    _recover_stalled(report, now, dry_run, log)
     _expire_uploads(report, now - older_than, dry_run, log)
     _remove_debris(report, now, older_than, dry_run, log)
     return report
 
 
-def _recover_stalled(report, before, dry_run, log):
-    stalled = Upload.objects.filter(status=Status.PROCESSING, updated__lt=before)
-    for upload in stalled.iterator():
-        if dry_run or engine.recover(upload, stalled_before=before):
+def _recover_stalled(report, now, dry_run, log):
+    for upload in leases.stalled(now).iterator():
+        if dry_run or engine.recover(upload):
             report.recovered.append(upload)
             log(
                 f"{_would(dry_run, 'finished')} upload {upload.pk} ({upload.filename!r}) "

@@ -33,8 +33,12 @@ def _storage():
 
 
 def upload_to(upload, filename):
-    """uploads/2026/11/22/<upload id>/<clean name>: one folder per upload, no name clashes."""
-    folder = timezone.now().strftime(upload_settings.UPLOAD_TO)
+    """
+    uploads/2026/11/22/<upload id>/<clean name>: one folder per upload, no name
+    clashes. Dated by the upload's start, so a finish run again stores the file
+    under the name an earlier, interrupted run used.
+    """
+    folder = upload.created.strftime(upload_settings.UPLOAD_TO)
     return f"{folder}/{upload.id}/{upload.name}"
 
 
@@ -99,6 +103,12 @@ class Upload(models.Model):
     updated = models.DateTimeField(default=timezone.now)
     expires = models.DateTimeField()
     completed = models.DateTimeField(null=True, blank=True)
+    finishing_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While processing: the finisher's lease, renewed as it works. Past it, "
+        "the finisher is taken to have stopped and another run takes the upload over.",
+    )
 
     class Meta:
         ordering = ["-created"]

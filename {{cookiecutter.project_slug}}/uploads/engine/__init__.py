@@ -16,8 +16,8 @@ of a chunk:
 5. record the range                     SELECT, UPDATE ... WHERE   recording.py
                                         (conditional; bytes sent in order skip
                                         the SELECT)
-6. if that made the upload whole: finish it (hash, move into storage, signal),
-   in a thread after the answer                               finishing.py
+6. if that made the upload whole: finish it (hash, store, record, signal),
+   in a thread after the answer, under a lease      finishing.py, leases.py
 
 Only the request whose step 5 receives the last byte moves the upload to
 `processing`, in the same conditional UPDATE, so an upload is finished once
@@ -39,7 +39,7 @@ carries a checksum, or holds a whole file for an explicit complete().
 
 from . import quotas
 from .ending import cancel, check_open, delete_file, expire, expire_if_due
-from .finishing import complete, recover
+from .finishing import complete, finish_upload, recover, take_over_if_stalled
 from .starting import (
     LATE_CHUNK_WINDOW,
     check_declared_file,
@@ -61,6 +61,7 @@ __all__ = [
     "delete_file",
     "expire",
     "expire_if_due",
+    "finish_upload",
     "find_active",
     "find_or_start",
     "has_range",
@@ -68,5 +69,6 @@ __all__ = [
     "recover",
     "start",
     "start_with",
+    "take_over_if_stalled",
     "write",
 ]

@@ -1,19 +1,30 @@
 """
 Finishing an upload once every byte is in: verify its size, compute its
 SHA-256 in one read pass (and any checksum the client claims, in the same
-pass), move the file into storage, record it and send upload_completed.
+pass), store the file, record it and send upload_completed.
+
+The order makes it safe to stop at any point and run again: the file is
+stored under a name fixed for that upload (models.upload_to), then recorded
+`complete`, and only that record removes the staged bytes (transitions.EDGES).
+A run that stops before the record (a killed worker, a database connection
+lost, a full MEDIA_ROOT or bucket) leaves the upload `processing` with its
+staged bytes intact; the next run deletes whatever the stopped one stored
+under that name, whole or not, and stores it again. The run holds a lease
+(leases.py) renewed as it works; once it runs out, the status API's next read
+of the upload or cleanup_uploads takes the upload over.
 
 writing.py calls finish_soon() from the one request whose chunk completed the
-file (the upload is then `processing`). cleanup_uploads calls recover() for an
-upload whose finisher stopped, and the Content-Range adapter finishes a held
-upload through complete(), which checks the client's md5 here.
+file, and the Content-Range adapter finishes a held upload through complete(),
+which checks the client's md5 here. finish_upload(upload_id) is the whole
+finish as a function of an id, for any runner that holds the lease.
 """
 
 import logging
 import threading
+from contextlib import suppress
 
 from django import db
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -21,19 +32,24 @@ from .. import staging
 from ..conf import upload_settings
 from ..errors import BadRequest, Busy, FinishingFailed
 from ..models import Upload
-from . import ending, transitions
+from . import ending, leases, transitions
 
 logger = logging.getLogger(__name__)
 
 Status = Upload.Status
 
 
+class StoringFailed(Exception):
+    """The storage could not take the file (full, unreachable): worth another try later."""
+
+
 def finish_soon(upload):
     """
-    Finish an upload that just became whole. By default in a thread of this
-    worker, after the chunk's answer (which says `processing`): hashing a file
-    of tens of GB takes minutes, and the client polls the status API. A worker
-    that stops meanwhile leaves the upload to cleanup_uploads (recover()).
+    Finish an upload that just became whole (or was just taken over). By
+    default in a thread of this worker, after the answer (which says
+    `processing`): hashing a file of tens of GB takes minutes, and the client
+    polls the status API. A worker that stops meanwhile lets its lease run
+    out, and the upload is taken over.
     """
     if not upload_settings.FINISH_IN_BACKGROUND:
         finish(upload)
@@ -47,48 +63,75 @@ def finish_soon(upload):
 
 def _finish_in_thread(pk):
     try:
-        finish(Upload.objects.get(pk=pk))
+        finish_upload(pk)
     except Exception:  # finish() records its own failures; this is anything else
         logger.exception("upload %s: the finishing thread failed", pk)
     finally:
         db.connection.close()
 
 
+def finish_upload(upload_id):
+    """
+    Finish the `processing` upload `upload_id`, whose lease the caller holds.
+    Idempotent: an upload no longer `processing` (finished by another run,
+    say) is left as it is.
+    """
+    upload = Upload.objects.get(pk=upload_id)
+    if upload.status != Status.PROCESSING:
+        return upload
+    return finish(upload)
+
+
 def finish(upload, *, expected=None):
     """
-    Verify the staged file, hash it, move it into storage: called once, by the
-    request that received the last byte (the upload is `processing`).
+    Verify the staged file, hash it, store it and record it `complete`. The
+    upload is `processing`, and the caller holds its lease (upload.finishing_until).
 
     `expected` maps hashlib names to the hex digests the client claims for the
     whole file (Content-Range's md5): they are computed in the same read pass
     as the sha256, and on a mismatch the upload goes back to `uploading` with
     the error recorded and BadRequest is raised, the file left unfinished.
+
+    A file the storage could not take, a database that could not record it,
+    or a lease another run took over leaves the upload `processing`, to be
+    finished again; only a staged file that is not what was received fails it.
     """
     expected = {name: value.lower() for name, value in (expected or {}).items()}
-    wrong = []
+    heartbeat = leases.Heartbeat(upload)
+    wrong, name = [], None
     try:
-        # The lock is held until the file is in storage: recover() takes a
-        # file nobody holds for one whose finisher stopped.
+        # The lock is held until the file is stored: a run that takes over
+        # waits for, or leaves alone, a finisher still at work on this disk.
         with staging.backend.open_locked(upload) as handle:
             staged_size = staging.backend.size(handle)
             if staged_size != upload.size:
                 raise ValueError(f"the staged file has {staged_size} bytes, not {upload.size}")
-            digests, read = staging.backend.digests(handle, upload.size, {"sha256", *expected})
+            digests, read = staging.backend.digests(
+                handle, upload.size, {"sha256", *expected}, progress=heartbeat
+            )
             if read != upload.size:
                 raise ValueError(f"read {read} bytes of {upload.size} while hashing")
-            digest = digests["sha256"]
             wrong = [name for name, value in expected.items() if digests[name] != value]
             if not wrong:
-                staged = staging.backend.staged_file(upload)
-                try:
-                    # A rename on the same file system (FileSystemStorage), a stream otherwise.
-                    upload.file.save(upload.name, staged, save=False)
-                finally:
-                    staged.close()
-                staging.backend.remove(upload)
+                name = _store(upload, heartbeat)
+    except (Busy, leases.LeaseLost) as exc:
+        logger.info("upload %s: left to the run finishing it: %s", upload.pk, exc)
+        return upload
+    except StoringFailed as exc:
+        _finish_later(upload, f"storing the file failed, it will be tried again: {exc}")
+        return upload
+    except DatabaseError:
+        logger.exception(
+            "upload %s: the database failed while finishing; tried again later", upload.pk
+        )
+        leases.forget_broken_connection()
+        return upload
+    except staging.Gone:
+        _fail(upload, "finishing stopped after the staged bytes were gone; upload it again")
+        return upload
     except Exception as exc:
         logger.exception("upload %s could not be finished", upload.pk)
-        transitions.move(upload, Status.PROCESSING, Status.FAILED, error=f"finishing failed: {exc}")
+        _fail(upload, f"finishing failed: {exc}")
         return upload
     if wrong:
         _reopen(
@@ -99,32 +142,93 @@ def finish(upload, *, expected=None):
                 for name in wrong
             ),
         )
-    if transitions.move(
-        upload,
-        Status.PROCESSING,
-        Status.COMPLETE,
-        sha256=digest,
-        file=upload.file.name,
-        completed=timezone.now(),
-    ):
-        logger.info("upload %s complete: %d bytes, sha256 %s", upload.pk, upload.size, digest)
+    _record_complete(upload, digests["sha256"], name)
     return upload
 
 
-def recover(upload, *, stalled_before):
-    """
-    Finish an upload left `processing` by a worker that stopped (a restart, a
-    crash) while finishing it, and not touched since `stalled_before`.
+def _store(upload, progress):
+    """Store the staged bytes under the upload's fixed name; nothing is left there if it fails."""
+    storage = upload.file.storage
+    name = upload.file.field.generate_filename(upload, upload.name)
+    try:
+        # What an earlier run that stopped left here, whole or not, goes first:
+        # the staged bytes are the truth, and the name must be free to keep it.
+        if storage.exists(name):
+            storage.delete(name)
+        return staging.backend.store(upload, storage, name, progress=progress)
+    except Exception as exc:
+        with suppress(Exception):  # the storage may be the thing that is broken
+            storage.delete(name)
+        if isinstance(exc, leases.LeaseLost | DatabaseError):
+            raise
+        raise StoringFailed(str(exc) or type(exc).__name__) from exc
 
-    The upload is claimed with a conditional update, so of two cleanup runs
-    only one recovers it; a finisher still at work holds the staging file's
-    lock, and the upload is left to it. Without staged bytes it cannot be
-    finished again and is marked failed. Returns True if this call took it.
+
+def _record_complete(upload, digest, name):
     """
-    claimed = Upload.objects.filter(
-        pk=upload.pk, status=Status.PROCESSING, updated__lt=stalled_before
-    ).update(updated=timezone.now())
-    if not claimed:
+    Record the stored file; the move removes the staged bytes and signals.
+    A connection that broke (a restarted server, a killed backend) is opened
+    again for one more try; if that fails too, the upload stays `processing`
+    and a later run, once the lease runs out, stores and records it again.
+    """
+    for attempt in (1, 2):
+        try:
+            moved = transitions.move(
+                upload,
+                Status.PROCESSING,
+                Status.COMPLETE,
+                where={"finishing_until": upload.finishing_until},
+                sha256=digest,
+                file=name,
+                completed=timezone.now(),
+                finishing_until=None,
+                error="",
+            )
+        except DatabaseError:
+            in_transaction = db.connection.in_atomic_block
+            leases.forget_broken_connection()
+            if attempt == 1 and not in_transaction:
+                continue
+            logger.exception(
+                "upload %s: stored as %s but not recorded; it will be finished again",
+                upload.pk,
+                name,
+            )
+            return
+        if moved:
+            logger.info("upload %s complete: %d bytes, sha256 %s", upload.pk, upload.size, digest)
+        return
+
+
+def _finish_later(upload, error):
+    """
+    A transient failure: the upload stays `processing` with the reason, its
+    staged bytes kept, and is taken over once the lease runs out (a status
+    read or cleanup_uploads), so it finishes once there is room. Not a status
+    change: only the reason is written, and only while this run holds the lease.
+    """
+    logger.warning("upload %s not finished yet: %s", upload.pk, error)
+    with suppress(DatabaseError):
+        Upload.objects.filter(
+            pk=upload.pk, status=Status.PROCESSING, finishing_until=upload.finishing_until
+        ).update(error=error)
+        upload.error = error
+
+
+def _fail(upload, error):
+    logger.warning("upload %s failed: %s", upload.pk, error)
+    transitions.move(upload, Status.PROCESSING, Status.FAILED, error=error, finishing_until=None)
+
+
+def recover(upload):
+    """
+    Finish, here and now, an upload left `processing` by a finisher that
+    stopped: its lease ran out (a killed worker, a restart, a database that
+    could not record it). The take-over is one conditional UPDATE, so of two
+    runs only one recovers it; a finisher still at work on this disk holds
+    the staging file's lock and is left to it. Returns True if this call took it.
+    """
+    if not leases.ran_out(upload):
         return False
     try:
         with staging.backend.open_locked(upload, timeout=0):
@@ -132,19 +236,29 @@ def recover(upload, *, stalled_before):
     except Busy:
         return False
     except staging.Gone:
-        error = "finishing stopped after the staged bytes were gone; upload it again"
-        if transitions.move(upload, Status.PROCESSING, Status.FAILED, error=error):
-            logger.warning("upload %s could not be recovered: %s", upload.pk, error)
-        return True
+        pass  # finish() says so, once it holds the upload
+    if not leases.take_over(upload):
+        return False
     upload.refresh_from_db()
     logger.info("upload %s: finishing again, its finisher stopped", upload.pk)
     finish(upload)
     return True
 
 
+def take_over_if_stalled(upload):
+    """
+    The status API read `upload`: if it is `processing` and its finisher
+    stopped, claim it (one UPDATE) and finish it after the answer, as a last
+    chunk's request would. Costs no query while the lease runs.
+    """
+    if leases.ran_out(upload) and leases.take_over(upload):
+        logger.info("upload %s: finishing again, its finisher stopped", upload.pk)
+        finish_soon(upload)
+
+
 def _reopen(upload, error):
     """A whole file whose checksum failed goes back to `uploading`, with the reason."""
-    transitions.move(upload, Status.PROCESSING, Status.UPLOADING, error=error)
+    transitions.move(upload, Status.PROCESSING, Status.UPLOADING, error=error, finishing_until=None)
     logger.warning("upload %s not finished: %s", upload.pk, error)
     raise BadRequest(error)
 
@@ -158,7 +272,12 @@ def complete(upload, *, expected=None):
     """
     ending.check_open(upload)
     if not transitions.move(
-        upload, Status.UPLOADING, Status.PROCESSING, where={"received_bytes": F("size")}, error=""
+        upload,
+        Status.UPLOADING,
+        Status.PROCESSING,
+        where={"received_bytes": F("size")},
+        error="",
+        finishing_until=leases.granted(timezone.now()),
     ):
         upload.refresh_from_db(fields=["status", "received_bytes", "size", "expires"])
         ending.check_not_ended(upload)
@@ -166,6 +285,9 @@ def complete(upload, *, expected=None):
             raise BadRequest(f"the upload is already {upload.status}")
         raise BadRequest(f"the upload has {upload.received_bytes} of its {upload.size} bytes")
     upload = finish(upload, expected=expected)
+    if upload.status == Status.PROCESSING:
+        # Every byte is in and checked; storing or recording it will be tried again.
+        raise Busy(upload.error or "the upload is being finished; ask its status in a while")
     if upload.status != Status.COMPLETE:
         raise FinishingFailed(upload.error or f"the upload is {upload.status}")
     return upload

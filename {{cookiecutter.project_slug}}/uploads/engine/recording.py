@@ -13,7 +13,7 @@ from .. import ranges
 from ..conf import upload_settings
 from ..errors import BadRequest, UploadGone
 from ..models import Upload
-from . import statements
+from . import leases, statements
 
 Status = Upload.Status
 
@@ -67,6 +67,7 @@ def record(upload, start, end, *, hold=False, size=None, reread=True):
         finished = not hold and fields["received_bytes"] == fields.get("size", upload.size)
         if finished:
             fields["status"] = Status.PROCESSING
+            fields["finishing_until"] = leases.granted(now)
         if statements.record(
             upload.pk,
             status=Status.UPLOADING,

@@ -6,7 +6,7 @@ here, before any byte is kept.
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from .. import staging
@@ -14,6 +14,7 @@ from ..conf import upload_settings
 from ..errors import (
     BadRequest,
     ChunkConflict,
+    InsufficientStorage,
     OffsetMismatch,
     TooLarge,
     TypeNotAllowed,
@@ -187,9 +188,38 @@ def start(
     )
 
 
+def check_free_space(size):
+    """
+    Refuse a new upload of `size` bytes that the staging disk cannot hold, before
+    any byte: its free space, less UPLOADS_MIN_FREE_BYTES, must cover the upload
+    and what the unfinished uploads still need (their declared sizes less what
+    they have). Staging files are sparse, so nothing is set aside on the disk
+    itself: this counts the uploads the site knows of, not other writers of the
+    disk, nor uploads whose size is not known yet.
+    """
+    free = staging.backend.free_bytes()
+    if free is None or size is None:
+        return
+    room = free - upload_settings.MIN_FREE_BYTES
+    # One query per new upload, none per chunk; a file that alone does not fit costs none.
+    if size > room or size + _still_needed() > room:
+        raise InsufficientStorage(
+            f"the server has no room for a file of {size} bytes now; try again later"
+        )
+
+
+def _still_needed():
+    """Bytes the unfinished uploads of known size have yet to receive."""
+    unfinished = Upload.objects.filter(
+        status=Status.UPLOADING, size__isnull=False, expires__gt=timezone.now()
+    )
+    return unfinished.aggregate(bytes=Sum(F("size") - F("received_bytes")))["bytes"] or 0
+
+
 def _create(
     owner, protocol, *, filename, size, client_id, chunk_size, relative_path, metadata=None
 ):
+    check_free_space(size)
     with transaction.atomic():
         quotas.check_room(owner, size)
         return _insert(

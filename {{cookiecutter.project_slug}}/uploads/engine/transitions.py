@@ -43,7 +43,11 @@ EDGES = {
         "an upload held for an explicit complete"
     ),
     (Status.PROCESSING, Status.COMPLETE): Edge(
-        "the file is verified, hashed and in storage", signal=upload_completed
+        # Only now do the staged bytes go: until this is recorded, a finish
+        # that stopped can be run again from them (finishing.py).
+        "the file is verified, hashed and in storage",
+        signal=upload_completed,
+        drops_staging=True,
     ),
     (Status.PROCESSING, Status.FAILED): Edge(
         "finishing failed", signal=upload_failed, signal_fields=("error",)

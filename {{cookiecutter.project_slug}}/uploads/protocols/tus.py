@@ -25,7 +25,14 @@ from django.utils.http import http_date
 from .. import engine
 from ..access import UploadEndpoint
 from ..conf import upload_settings
-from ..errors import BadRequest, NotAuthenticated, TypeNotAllowed, UploadCancelled, UploadError
+from ..errors import (
+    BadRequest,
+    InsufficientStorage,
+    NotAuthenticated,
+    TypeNotAllowed,
+    UploadCancelled,
+    UploadError,
+)
 from ..models import Upload
 from .numbers import whole_number
 
@@ -197,6 +204,11 @@ class TusView(UploadEndpoint):
         if length or size == 0:
             try:
                 self.append(request, upload, 0, length)
+            except InsufficientStorage:
+                # As a creation refused for room: the client, which gets no
+                # Location, creates the upload again once there is room.
+                engine.cancel(upload)
+                raise
             except UploadError as exc:
                 # The upload exists: the client learns its offset (the engine
                 # leaves `upload` as it stands) and carries on with PATCH.

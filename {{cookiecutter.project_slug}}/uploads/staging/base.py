@@ -8,12 +8,22 @@ each required method raises NotImplementedError naming itself. Public methods
 read the client's stream and hash; a backend writes and reads its blocks.
 """
 
+import errno
 import hashlib
 
-from ..errors import UploadError
+from django.core.files import File
+
+from ..errors import InsufficientStorage, UploadError
 
 # The most bytes read from a request, or read back for hashing, at a time.
 BLOCK_SIZE = 1024 * 1024
+# The most of a refused body read and dropped so that the client's connection
+# stays usable for its next request; past it the server closes the connection
+# (gunicorn's threaded worker drains 64 KiB itself, then closes). Above the
+# largest piece the site asks a client to send (a tus PATCH of 64 MiB).
+DRAIN_LIMIT = 128 * 1024 * 1024
+# What a write fails with when the file system, or the user's quota on it, is full.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Gone(Exception):
@@ -57,8 +67,8 @@ class StagingBackend:
         )
 
     def staged_file(self, upload):
-        """The finished bytes as a django.core.files.File for storage.save(); the
-        caller closes it."""
+        """The finished bytes as a django.core.files.File for storage.save() to
+        read (a copy: the staged bytes stay); the caller closes it."""
         raise NotImplementedError(
             "subclasses of StagingBackend must provide a staged_file() method"
         )
@@ -66,6 +76,25 @@ class StagingBackend:
     def remove(self, upload):
         """Drop the upload's staged bytes; nothing happens if there are none."""
         raise NotImplementedError("subclasses of StagingBackend must provide a remove() method")
+
+    def store(self, upload, storage, name, *, progress=None):
+        """
+        Put the staged bytes into `storage` under `name` and return the name
+        saved. The staged bytes stay: they are removed only once the upload is
+        recorded complete, so a finish that stops halfway can be run again.
+        `progress()` is called after each block copied. A backend may do better
+        than a copy (local.py links the file into MEDIA_ROOT).
+        """
+        staged = self.staged_file(upload)
+        try:
+            return storage.save(name, _Reporting(staged, progress))
+        finally:
+            staged.close()
+
+    def free_bytes(self):
+        """Bytes that can still be staged, or None when the backend cannot tell
+        (then no upload is refused for lack of room before its bytes arrive)."""
+        return None
 
     def write(self, handle, offset, stream, limit, digest=None):
         """
@@ -87,19 +116,48 @@ class StagingBackend:
                 return position - offset, True
             if digest is not None:
                 digest.update(block)
-            position = self.write_block(handle, block, position)
+            try:
+                position = self.write_block(handle, block, position)
+            except OSError as exc:
+                if exc.errno not in NO_SPACE:
+                    raise
+                # Bytes already written stay in the file but are not recorded:
+                # the client sends the whole piece again once there is room.
+                drain(stream, min(end - position - len(block), DRAIN_LIMIT))
+                raise InsufficientStorage(
+                    f"the server's staging disk is full ({exc.strerror}); nothing of these "
+                    f"bytes was kept: send them again once there is room"
+                ) from exc
         return position - offset, False
 
-    def digests(self, handle, size, names):
+    def digests(self, handle, size, names, *, progress=None):
         """Several hashlib digests of the staged bytes in one read pass:
-        ({name: hex}, bytes read)."""
+        ({name: hex}, bytes read). `progress()` is called after each block
+        (finishing renews its lease there)."""
         digests = {name: hashlib.new(name) for name in names}
         read = 0
         for block in self.read_in_order(handle, size):
             for digest in digests.values():
                 digest.update(block)
             read += len(block)
+            if progress is not None:
+                progress()
         return {name: digest.hexdigest() for name, digest in digests.items()}, read
+
+
+class _Reporting(File):
+    """A File that says, after each read, that the copy goes on. Storages read
+    it through chunks() (FileSystemStorage) or read() (boto3): both end here."""
+
+    def __init__(self, file, progress):
+        super().__init__(file, name=file.name)
+        self._progress = progress
+
+    def read(self, *args):
+        data = self.file.read(*args)
+        if self._progress is not None:
+            self._progress()
+        return data
 
 
 def has_more(stream):
@@ -113,10 +171,16 @@ def has_more(stream):
 
 
 def drain(stream, length):
-    """Read and drop a chunk the upload already has, keeping the connection usable."""
+    """Read and drop a chunk the upload already has (or one refused mid-body),
+    keeping the connection usable. A stream that breaks has nothing more to drop."""
     remaining = length
     while remaining > 0:
-        block = stream.read(min(BLOCK_SIZE, remaining))
+        try:
+            block = stream.read(min(BLOCK_SIZE, remaining))
+        except UploadError:
+            raise
+        except Exception:  # servers report a lost client as a short read or an error
+            break
         if not block:
             break
         remaining -= len(block)

@@ -11,14 +11,18 @@ Nothing here deletes files on its own: cancelled and finished uploads remove
 theirs through the engine, and `cleanup_uploads` removes what is abandoned.
 """
 
+import errno
 import os
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 from django.core.files import File
+from django.core.files.storage import FileSystemStorage
 
 from .. import locks
 from ..conf import upload_settings
-from .base import BLOCK_SIZE, Gone, StagingBackend
+from ..errors import InsufficientStorage
+from .base import BLOCK_SIZE, NO_SPACE, Gone, StagingBackend
 
 # Bytes go into the page cache WRITE_SIZE at a time. A 1 MiB write on a 1 MiB
 # boundary (every block of an octet chunk) makes the kernel allocate a 1 MiB
@@ -42,8 +46,15 @@ class LocalStaging(StagingBackend):
 
     def create(self, upload):
         path = self.path_for(upload)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600))
+        except OSError as exc:
+            if exc.errno not in NO_SPACE:
+                raise
+            raise InsufficientStorage(
+                f"the server's staging disk is full ({exc.strerror}); try again once there is room"
+            ) from exc
 
     @contextmanager
     def open_locked(self, upload, start=0, length=0, *, timeout=None):
@@ -84,26 +95,38 @@ class LocalStaging(StagingBackend):
             position += n
 
     def staged_file(self, upload):
-        return StagedFile(self.path_for(upload), upload.name)
+        # The File owns the open file; the caller closes it after saving.
+        return File(open(self.path_for(upload), "rb"), name=upload.name)  # noqa: SIM115
+
+    def store(self, upload, storage, name, *, progress=None):
+        """
+        Into MEDIA_ROOT on the same file system, a hard link: the finished file
+        appears at once, whole (no copy of tens of GB), and the staged name
+        stays until the upload is recorded complete. Elsewhere, a copy.
+        """
+        if isinstance(storage, FileSystemStorage):
+            target = Path(storage.path(name))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(self.path_for(upload), target)
+            except OSError as exc:
+                # Another file system, or one without hard links: copy instead.
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+            else:
+                if storage.file_permissions_mode is not None:
+                    os.chmod(target, storage.file_permissions_mode)
+                return name
+        return super().store(upload, storage, name, progress=progress)
 
     def remove(self, upload):
         with suppress(FileNotFoundError):
             self.path_for(upload).unlink()
 
-
-class StagedFile(File):
-    """
-    A finished staging file handed to Django's storage.
-
-    `temporary_file_path()` is the hook FileSystemStorage uses to move a file
-    into place with os.rename (django.core.files.move.file_move_safe) instead
-    of copying it; other storages stream it from the open file.
-    """
-
-    def __init__(self, path, name):
-        self._path = path
-        # The File owns the open file; the engine closes it after saving.
-        super().__init__(open(path, "rb"), name=name)  # noqa: SIM115
-
-    def temporary_file_path(self):
-        return str(self._path)
+    def free_bytes(self):
+        # The folder may not exist yet: its nearest existing parent is on the same disk.
+        folder = self.directory()
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        stats = os.statvfs(folder)
+        return stats.f_bavail * stats.f_frsize

@@ -48,6 +48,9 @@ def test_the_default_settings_pass_the_checks():
         ("UPLOADS_LOCK_TIMEOUT", -1, "uploads.E009", "must be a number of seconds"),
         ("UPLOADS_ALLOWED_EXTENSIONS", "pdf", "uploads.E010", "must be a list of extensions"),
         ("UPLOADS_STAGING", "ftp", "uploads.E011", "must be one of local, not 'ftp'"),
+        ("UPLOADS_USER_QUOTA", "lots", "uploads.E012", "UPLOADS_USER_QUOTA must be a positive"),
+        ("UPLOADS_MAX_ACTIVE_UPLOADS", 0, "uploads.E012", "UPLOADS_MAX_ACTIVE_UPLOADS must be"),
+        ("UPLOADS_MIN_FREE_BYTES", -1, "uploads.E013", "must be a whole number of bytes"),
     ],
 )
 def test_a_setting_the_app_cannot_use_is_its_own_check_error(

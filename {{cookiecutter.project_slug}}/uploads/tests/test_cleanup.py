@@ -226,7 +226,12 @@ def _stalled(user, data=b"s" * 300):
     with staging.backend.open_locked(upload, 200, 100) as fd:
         assert staging.backend.write(fd, 200, io.BytesIO(data[200:]), 100) == (100, False)
         assert recording.record(upload, 200, 300)  # now `processing`; finish() never ran
-    Upload.objects.filter(pk=upload.pk).update(updated=timezone.now() - timezone.timedelta(hours=2))
+    # Its finishing lease ran out: nobody renewed it.
+    Upload.objects.filter(pk=upload.pk).update(
+        updated=timezone.now() - timezone.timedelta(hours=2),
+        finishing_until=timezone.now() - timezone.timedelta(minutes=1),
+    )
+    upload.refresh_from_db()
     return upload
 
 
@@ -246,7 +251,7 @@ def test_an_upload_whose_finisher_stopped_is_finished_once(user):
 def test_a_finish_still_at_work_is_left_alone(user):
     upload = _stalled(user)
     with staging.backend.open_locked(upload):  # the finisher holds the file
-        engine.recover(upload, stalled_before=timezone.now())
+        assert not engine.recover(upload)
     assert Upload.objects.get(pk=upload.pk).status == Status.PROCESSING
 
 

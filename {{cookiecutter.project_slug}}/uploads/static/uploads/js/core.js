@@ -46,8 +46,11 @@ const BUSY = new Set(["waiting", "uploading", "retrying"]);
 // Done with, one way or another: what "Clear finished" clears.
 const FINISHED = new Set(["complete", "failed", "rejected", "cancelled"]);
 
+// While the server says "processing" the page keeps asking, however long it
+// takes: hashing tens of GB takes minutes, and a finish the server retries (a
+// full disk, a restarted worker) takes longer. From every second to every 30 s.
 const POLL_INTERVAL_MS = 1000;
-const POLL_LIMIT = 120; // finishing a very large file (hashing) can take a while
+const POLL_INTERVAL_MAX_MS = 30000;
 
 class QueuedFile {
   constructor(name, size, native) {
@@ -232,7 +235,7 @@ export class UploadQueue extends EventTarget {
   // The last chunk's answer may come before another worker has finished the
   // file (hashing, moving it into storage): ask the status API until it has.
   async waitUntilComplete(file, data) {
-    for (let attempt = 0; ; attempt++) {
+    for (let interval = POLL_INTERVAL_MS; ; interval = Math.min(interval * 1.5, POLL_INTERVAL_MAX_MS)) {
       if (data.status === "complete") {
         const link = data.download_url ? {url: data.download_url, text: t("Download")} : null;
         this.update(file, {state: "complete", message: t("Uploaded."), link});
@@ -245,11 +248,11 @@ export class UploadQueue extends EventTarget {
         this.emit("failed", file, data);
         return;
       }
-      if (!file.id || attempt >= POLL_LIMIT) {
+      if (!file.id) {
         this.update(file, {state: "error", message: t("The server did not confirm the file. Retry to check again.")});
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+      await new Promise((resolve) => setTimeout(resolve, interval));
       data = await this.api.get(file.id).catch(() => ({}));
     }
   }
