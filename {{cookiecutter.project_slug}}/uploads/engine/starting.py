@@ -219,9 +219,10 @@ def _still_needed():
 def _create(
     owner, protocol, *, filename, size, client_id, chunk_size, relative_path, metadata=None
 ):
-    check_free_space(size)
     with transaction.atomic():
+        # The user's limits first: a refusal that waiting does not change.
         quotas.check_room(owner, size)
+        check_free_space(size)
         return _insert(
             owner,
             protocol,
