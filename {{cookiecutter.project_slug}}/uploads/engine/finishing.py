@@ -70,6 +70,7 @@ def finish(upload, *, expected=None):
         # The lock is held until the file is in storage: recover() takes a
         # file nobody holds for one whose finisher stopped.
         with staging.backend.open_locked(upload) as handle:
+            staging.backend.seal(handle, upload.size)
             staged_size = staging.backend.size(handle)
             if staged_size != upload.size:
                 raise ValueError(f"the staged file has {staged_size} bytes, not {upload.size}")
@@ -79,12 +80,7 @@ def finish(upload, *, expected=None):
             digest = digests["sha256"]
             wrong = [name for name, value in expected.items() if digests[name] != value]
             if not wrong:
-                staged = staging.backend.staged_file(upload)
-                try:
-                    # A rename on the same file system (FileSystemStorage), a stream otherwise.
-                    upload.file.save(upload.name, staged, save=False)
-                finally:
-                    staged.close()
+                staging.backend.store(upload)
                 staging.backend.remove(upload)
     except Exception as exc:
         logger.exception("upload %s could not be finished", upload.pk)

@@ -67,6 +67,29 @@ class StagingBackend:
         """Drop the upload's staged bytes; nothing happens if there are none."""
         raise NotImplementedError("subclasses of StagingBackend must provide a remove() method")
 
+    def seal(self, handle, size):
+        """Make the `size` bytes written one whole, before they are read back:
+        the finisher calls it under the whole-file lock. A file already is one."""
+
+    def store(self, upload):
+        """Hand the finished bytes to the upload's storage, setting upload.file:
+        by default through storage.save(), which a backend may do better."""
+        staged = self.staged_file(upload)
+        try:
+            # A rename on the same file system (FileSystemStorage), a stream otherwise.
+            upload.file.save(upload.name, staged, save=False)
+        finally:
+            staged.close()
+
+    def remove_abandoned(self, *, active, before, dry_run):
+        """
+        For a backend whose staged bytes are not in this host's staging folder
+        (which cleanup_uploads scans itself): remove those that no active
+        upload owns, last written before `before`. `active(ids)` says which of
+        some upload ids are active. Returns (name, bytes) of each removal.
+        """
+        return []
+
     def write(self, handle, offset, stream, limit, digest=None):
         """
         Copy up to `limit` bytes from `stream` to `offset`, in blocks of at most
