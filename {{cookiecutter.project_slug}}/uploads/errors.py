@@ -75,3 +75,10 @@ class Busy(UploadError):
     """Another request holds these bytes for longer than LOCK_TIMEOUT; retry later."""
 
     status = 503
+
+
+class StagingUnavailable(Busy):
+    """The bucket that keeps unfinished uploads cannot be reached: nothing was
+    recorded, and the same request may be sent again after `retry_after` seconds."""
+
+    retry_after = 5
