@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 
 import boto3
 import pytest
-from django.core import checks
 from django.core.management import call_command
 from storages.backends.s3 import S3Storage
 
@@ -288,10 +287,3 @@ def test_memory_stays_bounded_for_64_mib_of_1_mib_pieces(alice, bucket):
     assert max(growth) < 6 * MiB, f"a request held {max(growth) / MiB:.1f} MiB"
     upload_id = str(uuid.UUID(path.rstrip("/").rpartition("/")[2]))
     assert_finished(bucket, alice, upload_id, data)
-
-
-def test_s3_staging_without_a_bucket_is_refused(settings):
-    settings.UPLOADS_STAGING = "s3"
-    settings.AWS_STORAGE_BUCKET_NAME = ""
-    ids = [message.id for message in checks.run_checks()]
-    assert "uploads.E012" in ids
