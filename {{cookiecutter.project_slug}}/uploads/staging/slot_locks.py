@@ -44,13 +44,13 @@ def locked(upload_id, slots, *, timeout):
 
 @contextmanager
 def _advisory(upload_id, slots, timeout):
+    """All the locks tried in one statement, released in one: two per chunk."""
     whole = int.from_bytes(upload_id.bytes[:8], "big", signed=True)
     group = int.from_bytes(upload_id.bytes[:4], "big", signed=True)
     if slots is None:
         wanted = [("pg_try_advisory_lock(%s)", "pg_advisory_unlock(%s)", [whole])]
     else:
         wanted = [("pg_try_advisory_lock_shared(%s)", "pg_advisory_unlock_shared(%s)", [whole])]
-        # In ascending order, so two pieces over the same slots cannot deadlock.
         wanted += [
             ("pg_try_advisory_lock(%s, %s)", "pg_advisory_unlock(%s, %s)", [group, slot])
             for slot in slots
@@ -59,15 +59,15 @@ def _advisory(upload_id, slots, timeout):
     pause = 0.005
     with connection.cursor() as cursor:
         while True:
-            held = []
-            for take, release, params in wanted:
-                cursor.execute(f"SELECT {take}", params)
-                if not cursor.fetchone()[0]:
-                    break
-                held.append((release, params))
-            else:
+            cursor.execute(
+                f"SELECT {', '.join(take for take, _, _ in wanted)}",
+                [value for _, _, params in wanted for value in params],
+            )
+            taken = cursor.fetchone()
+            held = [lock for lock, got in zip(wanted, taken, strict=True) if got]
+            if len(held) == len(wanted):
                 break
-            _release(cursor, held)
+            _release(cursor, held)  # none kept while waiting, so nobody deadlocks
             if time.monotonic() >= deadline:
                 raise Busy("another request is writing these bytes; retry shortly")
             time.sleep(pause)
@@ -79,8 +79,11 @@ def _advisory(upload_id, slots, timeout):
 
 
 def _release(cursor, held):
-    for release, params in reversed(held):
-        cursor.execute(f"SELECT {release}", params)
+    if held:
+        cursor.execute(
+            f"SELECT {', '.join(release for _, release, _ in held)}",
+            [value for _, _, params in held for value in params],
+        )
 
 
 @contextmanager
