@@ -79,8 +79,8 @@ GATHERED_PART_SIZE = 8 * 1024**2
 # The largest object CopyObject copies; past it, parts of COPY_PART_SIZE are copied.
 MAX_COPY_SIZE = 5 * 1024**3
 COPY_PART_SIZE = 1024**3
-# Client errors that mean the bucket is not there for us right now, as a network error does.
-UNAVAILABLE_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"}
+# How S3 (and compatible stores) say that a key is not there.
+MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
 @dataclass
@@ -179,7 +179,7 @@ class S3Staging(StagingBackend):
             try:
                 head = self.client.head_object(Bucket=self.bucket, Key=handle.key)
             except ClientError as exc:
-                if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                if _code(exc) in MISSING_CODES:
                     return 0
                 raise
         return head["ContentLength"]
@@ -444,26 +444,28 @@ class S3Staging(StagingBackend):
 
     @contextmanager
     def _reachable(self):
-        """Turn the bucket's failures into the engine's: Gone for a multipart
-        upload that was aborted, StagingUnavailable (503) for one out of reach."""
+        """
+        Turn the bucket's failures into the engine's: Gone for a multipart
+        upload that was aborted; StagingUnavailable (503) for anything else,
+        out of reach or refusing us (a missing bucket, credentials), which
+        the log says and which no client request should answer with a 500.
+        """
         try:
             yield
         except ClientError as exc:
             if _code(exc) == "NoSuchUpload":
                 raise Gone("the multipart upload is gone") from exc
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if _code(exc) in UNAVAILABLE_CODES or status >= 500:
-                raise StagingUnavailable(_unavailable(exc)) from exc
-            raise
+            raise StagingUnavailable(_unavailable(exc)) from exc
         except BotoCoreError as exc:
             raise StagingUnavailable(_unavailable(exc)) from exc
 
 
 def _unavailable(exc):
-    logger.warning("the staging bucket is out of reach: %s", exc)
+    logger.warning("the staging bucket cannot be used: %s", exc)
+    reason = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
     return (
-        f"the storage for unfinished uploads cannot be reached; nothing was recorded, "
-        f"send this again in {StagingUnavailable.retry_after} seconds"
+        f"the storage for unfinished uploads cannot be used now ({reason}); nothing was "
+        f"recorded, send this again in {StagingUnavailable.retry_after} seconds"
     )
 
 
@@ -544,14 +546,16 @@ class PieceChain:
             return
         key = _piece_key(self.handle, self.position)
         backend = self.backend
-        try:
-            with backend._reachable():
+        with backend._reachable():
+            try:
                 got = backend.client.get_object(Bucket=backend.bucket, Key=key)
-        except ClientError as exc:
-            raise ChunkConflict(
-                f"the staged piece at byte {self.position} of this upload is missing "
-                f"({_code(exc)}); start it again"
-            ) from exc
+            except ClientError as exc:
+                if _code(exc) not in MISSING_CODES:
+                    raise
+                raise ChunkConflict(
+                    f"the staged piece at byte {self.position} of this upload is missing; "
+                    "start it again"
+                ) from exc
         end = self.position + got["ContentLength"]
         if end > self.last or (self.hole is not None and self.position < self.hole[0] < end):
             raise ChunkConflict(f"the staged piece at byte {self.position} runs past its part")

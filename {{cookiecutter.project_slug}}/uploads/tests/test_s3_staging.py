@@ -263,6 +263,16 @@ def test_an_unreachable_bucket_is_503_and_the_retry_succeeds(alice, bucket, rela
     assert_finished(bucket, alice, response.json()["id"], data)
 
 
+def test_a_bucket_that_refuses_a_chunk_is_503_not_500(alice, bucket, settings):
+    data = random.Random(11).randbytes(10 * MiB)
+    assert octet_chunk(alice, "/uploads/flow/", "flow", data, 1, 5 * MiB).status_code == 200
+    settings.AWS_STORAGE_BUCKET_NAME = "a-bucket-nobody-made"
+    response = octet_chunk(alice, "/uploads/flow/", "flow", data, 2, 5 * MiB)
+    assert response.status_code == 503
+    assert "(NoSuchBucket)" in response.json()["error"]
+    assert Upload.objects.get().received_bytes == 5 * MiB
+
+
 def test_memory_stays_bounded_for_64_mib_of_1_mib_pieces(alice, bucket):
     """Every request, the ones that gather 8 MiB parts and the last one that
     completes, hashes and copies 64 MiB, holds at most a few MiB above what it
