@@ -175,14 +175,16 @@ STORAGES = {
 # AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment (or .env), or
 # the machine's role. Files stay private: downloads go through the site.
 AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
+# Anything but AWS itself (MinIO, Ceph, R2...): its URL. S3 staging uses them too.
+AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default=None)
+AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default=None)
 if AWS_STORAGE_BUCKET_NAME:
     STORAGES["default"] = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
-            # Anything but AWS itself (MinIO, Ceph, R2...): its URL.
-            "endpoint_url": env("AWS_S3_ENDPOINT_URL", default=None),
-            "region_name": env("AWS_S3_REGION_NAME", default=None),
+            "endpoint_url": AWS_S3_ENDPOINT_URL,
+            "region_name": AWS_S3_REGION_NAME,
             "default_acl": "private",
             "file_overwrite": False,
         },
@@ -254,6 +256,9 @@ LOGGING = {
 
 UPLOADS_STAGING = env.str("UPLOADS_STAGING", default=upload_defaults["STAGING"])
 UPLOADS_STAGING_DIR = env.str("UPLOADS_STAGING_DIR", default=upload_defaults["STAGING_DIR"])
+UPLOADS_STAGING_PREFIX = env.str(
+    "UPLOADS_STAGING_PREFIX", default=upload_defaults["STAGING_PREFIX"]
+)
 UPLOADS_MAX_BYTES = env.str("UPLOADS_MAX_BYTES", default=upload_defaults["MAX_BYTES"])
 UPLOADS_ALLOWED_EXTENSIONS = env.list(
     "UPLOADS_ALLOWED_EXTENSIONS", default=upload_defaults["ALLOWED_EXTENSIONS"]

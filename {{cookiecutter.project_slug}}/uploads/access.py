@@ -206,6 +206,8 @@ class UploadEndpoint(View):
         for cls in reversed(type(exc).__mro__):
             for name, value in self.error_headers.get(cls, {}).items():
                 response[name] = value
+        if getattr(exc, "retry_after", None):
+            response["Retry-After"] = str(exc.retry_after)
         return response
 
     def error_data(self, exc):

@@ -9,6 +9,7 @@ every id with what it means and what to do.
 import os
 from pathlib import Path
 
+from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage, storages
@@ -36,7 +37,8 @@ SETTING_ERRORS = {
         "uploads.E010",
         'A list such as ["pdf", "zip"]; in the environment, comma-separated: pdf,zip.',
     ),
-    "STAGING": ("uploads.E011", "Write local."),
+    "STAGING": ("uploads.E011", "Write local or s3."),
+    "STAGING_PREFIX": ("uploads.E011", "Write a key prefix ending in /, such as staging/."),
     "USER_QUOTA": ("uploads.E012", "Give the bytes one user may hold, such as 536870912000."),
     "MAX_ACTIVE_UPLOADS": ("uploads.E012", "Give how many unfinished uploads a user may have."),
     "MIN_FREE_BYTES": ("uploads.E013", "Give the bytes to keep free, such as 1073741824 (1 GiB)."),
@@ -109,6 +111,25 @@ def check_same_file_system(app_configs, **kwargs):
             "different file systems: every finished upload will be copied instead of renamed.",
             hint="Put the staging folder on the same file system as MEDIA_ROOT.",
             id="uploads.W001",
+        )
+    ]
+
+
+@checks.register(checks.Tags.files)
+def check_staging_bucket(app_configs, **kwargs):
+    """S3 staging keeps unfinished uploads in the bucket of the finished ones."""
+    try:
+        backend = upload_settings.STAGING
+    except ImproperlyConfigured:
+        return []  # uploads.E011
+    if backend != "s3" or getattr(settings, "AWS_STORAGE_BUCKET_NAME", ""):
+        return []
+    return [
+        checks.Error(
+            "UPLOADS_STAGING is s3, but no bucket is named: AWS_STORAGE_BUCKET_NAME is empty.",
+            hint="Set AWS_STORAGE_BUCKET_NAME (and AWS_S3_ENDPOINT_URL outside AWS), "
+            "or write UPLOADS_STAGING=local.",
+            id="uploads.E014",
         )
     ]
 

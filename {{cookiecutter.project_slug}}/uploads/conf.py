@@ -23,6 +23,9 @@ from django.core.exceptions import ImproperlyConfigured
 DEFAULTS = {
     # Where unfinished uploads are kept: a name in uploads.staging.BACKENDS.
     "STAGING": "local",
+    # Key prefix in AWS_STORAGE_BUCKET_NAME under which the s3 backend keeps
+    # unfinished uploads (a multipart upload and pieces each).
+    "STAGING_PREFIX": "staging/",
     # Absolute path of the folder the local backend writes unfinished uploads
     # to, one file each. None: var/staging in the project folder (BASE_DIR).
     "STAGING_DIR": None,
@@ -175,6 +178,14 @@ class UploadSettings:
         if value not in BACKENDS:
             raise ImproperlyConfigured(
                 f"UPLOADS_STAGING must be one of {', '.join(BACKENDS)}, not {value!r}."
+            )
+        return value
+
+    def _clean_staging_prefix(self, value):
+        # A prefix that is not a folder of its own would make other keys look like uploads.
+        if not isinstance(value, str) or not value.endswith("/") or value.startswith("/"):
+            raise ImproperlyConfigured(
+                f"UPLOADS_STAGING_PREFIX must be a key prefix ending in /, not {value!r}."
             )
         return value
 

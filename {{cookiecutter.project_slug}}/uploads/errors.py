@@ -111,3 +111,10 @@ class DatabaseUnavailable(UploadError):
             f"the database is unavailable ({type(exc).__name__}); nothing of this request "
             f"was recorded: retry in {cls.retry_after} seconds"
         )
+
+
+class StagingUnavailable(Busy):
+    """The bucket that keeps unfinished uploads cannot be reached: nothing was
+    recorded, and the same request may be sent again after `retry_after` seconds."""
+
+    retry_after = 5

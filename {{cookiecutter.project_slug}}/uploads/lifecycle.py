@@ -39,7 +39,7 @@ from django.utils import timezone
 from . import engine, locks, staging
 from .conf import upload_settings
 from .engine import leases, transitions
-from .errors import Busy
+from .errors import Busy, StagingUnavailable
 from .models import Upload
 
 Status = Upload.Status
@@ -84,6 +84,7 @@ def cleanup(*, older_than=timedelta(0), dry_run=False, now=None, log=None):
     _recover_stalled(report, now, dry_run, log)
     _expire_uploads(report, now - older_than, dry_run, log)
     _remove_debris(report, now, older_than, dry_run, log)
+    _remove_abandoned(report, now - max(upload_settings.CLEANUP_GRACE, older_than), dry_run, log)
     return report
 
 
@@ -157,6 +158,24 @@ def _remove_debris(report, now, older_than, dry_run, log):
         if modified > before.timestamp():
             continue  # too fresh: may be an upload starting right now
         _remove(report, entry, reason, dry_run, log)
+
+
+def _remove_abandoned(report, before, dry_run, log):
+    """What a backend stages away from this host (S3 staging: a bucket) and no active
+    upload owns: the backend lists and removes it; here it is only counted."""
+
+    def active(ids):
+        return set(
+            Upload.objects.filter(pk__in=ids, status__in=Upload.ACTIVE).values_list("pk", flat=True)
+        )
+
+    try:
+        removed = staging.backend.remove_abandoned(active=active, before=before, dry_run=dry_run)
+    except StagingUnavailable as exc:
+        raise StagingUnreachable(exc.message) from exc
+    for name, size in removed:
+        report.removed.append(Removal(name, size, "owned by no active upload"))
+        log(f"{_would(dry_run, 'removed')} {name} (owned by no active upload), {size} bytes")
 
 
 # How a dry run, which changes nothing, tells each step.

@@ -96,6 +96,13 @@ class Upload(models.Model):
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.UPLOADING, db_index=True
     )
+    staging_ref = models.CharField(
+        max_length=1024,
+        blank=True,
+        editable=False,
+        help_text="Where the staging backend keeps the unfinished bytes (S3: part size and "
+        "multipart UploadId); empty for the local backend.",
+    )
     error = models.TextField(blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     file = models.FileField(upload_to=upload_to, storage=_storage, max_length=500, blank=True)

@@ -103,6 +103,7 @@ def finish(upload, *, expected=None):
         # The lock is held until the file is stored: a run that takes over
         # waits for, or leaves alone, a finisher still at work on this disk.
         with staging.backend.open_locked(upload) as handle:
+            staging.backend.seal(handle, upload.size)
             staged_size = staging.backend.size(handle)
             if staged_size != upload.size:
                 raise ValueError(f"the staged file has {staged_size} bytes, not {upload.size}")

@@ -5,6 +5,7 @@ Where the bytes of unfinished uploads live until they are finished.
 the engine talks to it only through the contract in base.py. Backends:
 
     local   one sparse file per upload in UPLOADS_STAGING_DIR (local.py)
+    s3      a multipart upload and piece objects in the bucket (s3.py)
 """
 
 from django.core.signals import setting_changed
@@ -15,7 +16,12 @@ from django.utils.module_loading import import_string
 from ..conf import upload_settings
 from .base import BLOCK_SIZE, Gone, StagingBackend, drain, has_more
 
-BACKENDS = {"local": "uploads.staging.local.LocalStaging"}
+BACKENDS = {
+    "local": "uploads.staging.local.LocalStaging",
+    "s3": "uploads.staging.s3.S3Staging",
+}
+# Settings a backend reads when it is built: a change builds it again.
+BUILT_FROM = ("UPLOADS_STAGING", "AWS_S3_ENDPOINT_URL", "AWS_S3_REGION_NAME")
 
 __all__ = ["BACKENDS", "BLOCK_SIZE", "Gone", "StagingBackend", "backend", "drain", "has_more"]
 
@@ -31,5 +37,5 @@ backend = ChosenBackend()
 
 @receiver(setting_changed)
 def _choose_again(setting, **kwargs):
-    if setting == "UPLOADS_STAGING":
+    if setting in BUILT_FROM:
         backend._wrapped = empty

@@ -96,6 +96,19 @@ class StagingBackend:
         (then no upload is refused for lack of room before its bytes arrive)."""
         return None
 
+    def seal(self, handle, size):
+        """Make the `size` bytes written one whole, before they are read back:
+        the finisher calls it under the whole-file lock. A file already is one."""
+
+    def remove_abandoned(self, *, active, before, dry_run):
+        """
+        For a backend whose staged bytes are not in this host's staging folder
+        (which cleanup_uploads scans itself): remove those that no active
+        upload owns, last written before `before`. `active(ids)` says which of
+        some upload ids are active. Returns (name, bytes) of each removal.
+        """
+        return []
+
     def write(self, handle, offset, stream, limit, digest=None):
         """
         Copy up to `limit` bytes from `stream` to `offset`, in blocks of at most

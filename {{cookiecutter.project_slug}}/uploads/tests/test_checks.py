@@ -47,7 +47,8 @@ def test_the_default_settings_pass_the_checks():
         ("UPLOADS_LOCK_TIMEOUT", "half a minute", "uploads.E009", "must be a number of seconds"),
         ("UPLOADS_LOCK_TIMEOUT", -1, "uploads.E009", "must be a number of seconds"),
         ("UPLOADS_ALLOWED_EXTENSIONS", "pdf", "uploads.E010", "must be a list of extensions"),
-        ("UPLOADS_STAGING", "ftp", "uploads.E011", "must be one of local, not 'ftp'"),
+        ("UPLOADS_STAGING", "ftp", "uploads.E011", "must be one of local, s3, not 'ftp'"),
+        ("UPLOADS_STAGING_PREFIX", "staging", "uploads.E011", "a key prefix ending in /"),
         ("UPLOADS_USER_QUOTA", "lots", "uploads.E012", "UPLOADS_USER_QUOTA must be a positive"),
         ("UPLOADS_MAX_ACTIVE_UPLOADS", 0, "uploads.E012", "UPLOADS_MAX_ACTIVE_UPLOADS must be"),
         ("UPLOADS_MIN_FREE_BYTES", -1, "uploads.E013", "must be a whole number of bytes"),
@@ -61,6 +62,16 @@ def test_a_setting_the_app_cannot_use_is_its_own_check_error(
     assert list(found) == [check_id]
     assert len(found[check_id]) == 1
     assert message in found[check_id][0]
+
+
+def test_s3_staging_needs_a_bucket(settings):
+    settings.UPLOADS_STAGING = "s3"
+    settings.AWS_STORAGE_BUCKET_NAME = ""
+    found = uploads_messages()
+    assert list(found) == ["uploads.E014"]
+    assert "AWS_STORAGE_BUCKET_NAME is empty" in found["uploads.E014"][0]
+    settings.AWS_STORAGE_BUCKET_NAME = "site-bucket"
+    assert uploads_messages() == {}
 
 
 def test_text_from_the_environment_is_read_as_numbers_and_durations(settings):

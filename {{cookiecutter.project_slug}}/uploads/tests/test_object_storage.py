@@ -2,18 +2,12 @@
 Finished uploads in S3-compatible object storage (AWS_STORAGE_BUCKET_NAME).
 
 No S3 server can run on the project's machines, so these tests talk to moto's
-standalone server (`python -m moto.server`, a separate process on a free port)
-through the same django-storages backend and boto3 client a real bucket would
-get. What moto does not check (real S3's consistency, permissions, part-size
-limits) these tests do not check either.
+standalone server (buckets.py) through the same django-storages backend and
+boto3 client a real bucket would get.
 """
 
 import hashlib
 import random
-import socket
-import subprocess
-import sys
-import time
 
 import boto3
 import pytest
@@ -23,8 +17,8 @@ from storages.backends.s3 import S3Storage
 from uploads import staging
 from uploads.models import Upload
 
+from .buckets import moto_server
 from .chunking import chunk_count, post_chunk
-from .servers import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -34,26 +28,8 @@ CHUNK = 64 * 1024
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("moto's S3 server did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(10)
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

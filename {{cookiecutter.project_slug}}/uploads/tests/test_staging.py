@@ -92,7 +92,7 @@ def test_cancel_removes_what_any_backend_staged(user, memory):
 
 def test_an_unknown_backend_is_refused_by_name(settings):
     settings.UPLOADS_STAGING = "ftp"
-    with pytest.raises(ImproperlyConfigured, match="must be one of local, not 'ftp'"):
+    with pytest.raises(ImproperlyConfigured, match="must be one of local, s3, not 'ftp'"):
         staging.backend.create(None)
 
 

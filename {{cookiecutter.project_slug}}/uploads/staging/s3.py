@@ -1,0 +1,564 @@
+"""
+Staging in an S3-compatible bucket: UPLOADS_STAGING=s3, for app hosts that
+share nothing but the database and the bucket (AWS_STORAGE_BUCKET_NAME).
+
+Layout, under `<UPLOADS_STAGING_PREFIX><upload id hex>/`:
+
+    file                 the multipart upload, created when the upload starts
+                         (its part size and UploadId are Upload.staging_ref);
+                         the whole file once finishing completes it
+    pieces/<offset>      bytes that are not a whole part, one object each,
+                         named by the offset of their first byte (20 digits)
+
+The file is cut into parts ("slots") of the same size, so a part's number
+says where its bytes go. flow.js and resumable.js chunks of at least 5 MiB
+(S3's smallest part) are the parts: part number = chunk number, the last
+chunk (up to 2 x chunkSize - 1 bytes) the last part, each streamed from its
+request in an UploadPart. Anything else (tus PATCHes, Content-Range pieces,
+chunks under 5 MiB) is cut at slot boundaries: a piece that covers a whole
+slot is that part; a smaller one is kept as a piece object, and the request
+whose piece completes a slot gathers the slot's pieces and its own bytes into
+the part, as tusd's s3store does with its "incomplete part". The last slot,
+which may be short, is gathered by the finisher. Finishing is then one
+CompleteMultipartUpload (no byte copied), one streaming GET for the SHA-256,
+and a server-side copy to the finished file's key when the finished files
+are in the same bucket (any other storage gets the bytes streamed to it).
+
+What was received is the database's ranges, never a listing of the bucket.
+Locking: the engine relies on the staging lock for one thing, that between
+reading an upload's ranges and recording its own, no other request writes or
+records the same bytes. Here a lock is held per slot (slot_locks.py:
+PostgreSQL advisory locks; all slots for finishing and expiry), so two copies
+of one chunk are written one after the other, and the second sees the first
+recorded and is drained. A part written twice (a copy whose record then
+failed, a retry) is simply replaced: UploadPart of the same number keeps the
+last bytes, which the engine recorded. The finisher lists the parts
+(ListParts: their ETags are needed to complete) and re-gathers any slot whose
+part is missing or of the wrong size.
+
+Every byte is streamed, in blocks of at most BLOCK_SIZE: from the request
+into an UploadPart or PutObject whose length is known beforehand
+(ContentLength, a body that cannot seek, so boto3 neither buffers nor
+retries it), and from piece objects into a gathered part. Nothing is written
+to this host's disk. A bucket that cannot be reached is StagingUnavailable
+(503 with Retry-After): the request recorded nothing and may be sent again.
+
+Nothing here expires on its own: cancel, expiry and finishing remove an
+upload's objects and abort its multipart upload; cleanup_uploads aborts
+multipart uploads under the prefix that no upload owns. The bucket should
+also have a lifecycle rule, AbortIncompleteMultipartUpload after a few days
+(the README's "Staging in a bucket").
+"""
+
+import logging
+import math
+import mimetypes
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.core.files import File
+
+from .. import ranges
+from ..conf import upload_settings
+from ..errors import ChunkConflict, StagingUnavailable
+from . import slot_locks
+from .base import BLOCK_SIZE, Gone, StagingBackend
+
+logger = logging.getLogger(__name__)
+
+# S3's limits on a multipart upload: every part but the last at least 5 MiB, 10,000 parts.
+MIN_PART_SIZE = 5 * 1024**2
+MAX_PARTS = 10_000
+# A gathered part is at least this big: fewer requests, still bounded per request.
+GATHERED_PART_SIZE = 8 * 1024**2
+# The largest object CopyObject copies; past it, parts of COPY_PART_SIZE are copied.
+MAX_COPY_SIZE = 5 * 1024**3
+COPY_PART_SIZE = 1024**3
+# How S3 (and compatible stores) say that a key is not there.
+MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
+
+
+@dataclass
+class Handle:
+    upload: object  # the engine's Upload: its ranges are reloaded under the lock
+    key: str
+    upload_id: str
+    part_size: int
+
+
+class S3Staging(StagingBackend):
+    def __init__(self):
+        options = {
+            "endpoint_url": getattr(settings, "AWS_S3_ENDPOINT_URL", None) or None,
+            "region_name": getattr(settings, "AWS_S3_REGION_NAME", None) or None,
+        }
+        # No checksum or payload hash that would need the body read twice.
+        common = {
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+            "s3": {"payload_signing_enabled": False},
+            "connect_timeout": 5,
+        }
+        self.client = boto3.client("s3", config=Config(**common), **options)
+        # A request's body can be read once: a failed send is the client's to retry.
+        self.streaming = boto3.client(
+            "s3", config=Config(retries={"total_max_attempts": 1}, **common), **options
+        )
+
+    # --- Where things are ----------------------------------------------------------------------
+
+    @property
+    def bucket(self):
+        return settings.AWS_STORAGE_BUCKET_NAME
+
+    def prefix(self):
+        return upload_settings.STAGING_PREFIX
+
+    def folder(self, upload_id):
+        return f"{self.prefix()}{upload_id.hex}/"
+
+    def directory(self):
+        """This host's staging folder, which cleanup_uploads also scans: S3
+        staging writes nothing there (anything in it is left from `local`)."""
+        return upload_settings.STAGING_DIR
+
+    def path_for(self, upload):
+        return self.directory() / f"{upload.id.hex}.part"
+
+    # --- The contract --------------------------------------------------------------------------
+
+    def create(self, upload):
+        part_size = self._part_size(upload)
+        key = self.folder(upload.id) + "file"
+        with self._reachable():
+            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+        upload.staging_ref = f"{part_size}:{created['UploadId']}"
+        type(upload).objects.filter(pk=upload.pk).update(staging_ref=upload.staging_ref)
+
+    @contextmanager
+    def open_locked(self, upload, start=0, length=0, *, timeout=None):
+        if not upload.staging_ref:
+            raise Gone(f"upload {upload.pk} has no multipart upload")
+        part_size, _, upload_id = upload.staging_ref.partition(":")
+        handle = Handle(upload, self.folder(upload.id) + "file", upload_id, int(part_size))
+        slots = None if length == 0 else self._slots(handle, start, start + length)
+        if timeout is None:
+            timeout = upload_settings.LOCK_TIMEOUT
+        with slot_locks.locked(upload.id, slots, timeout=timeout):
+            yield handle
+
+    def write(self, handle, offset, stream, limit, digest=None):
+        """Each slot the bytes touch is one UploadPart or one piece object,
+        streamed from the request; a body cut off keeps the slots before it."""
+        if limit == 0:
+            return 0, False
+        written, position, end = 0, offset, offset + limit
+        for slot in self._slots(handle, offset, end):
+            stop = min(end, self._bounds(handle, slot)[1])
+            body = RequestBody(stream, stop - position, digest)
+            try:
+                self._write_segment(handle, slot, position, stop, body)
+            except Exception:
+                if body.cut_off:
+                    return written, True
+                raise
+            written += stop - position
+            position = stop
+        return written, False
+
+    def write_block(self, handle, block, position):
+        raise NotImplementedError("S3 staging writes whole segments: see write()")
+
+    def size(self, handle):
+        with self._reachable():
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=handle.key)
+            except ClientError as exc:
+                if _code(exc) in MISSING_CODES:
+                    return 0
+                raise
+        return head["ContentLength"]
+
+    def seal(self, handle, size):
+        """Join the parts into the one object `file`: gather the slots that are
+        not parts yet (the last one, usually), then CompleteMultipartUpload.
+        Done already (a finisher that stopped after it) is no error."""
+        if size == 0:
+            self._abort(handle)
+            with self._reachable():
+                self.client.put_object(Bucket=self.bucket, Key=handle.key, Body=b"")
+            return
+        try:
+            parts = self._parts(handle)
+        except Gone:
+            if self.size(handle) == size:
+                return
+            raise
+        direct = self._direct(handle)
+        count = max(size // handle.part_size, 1) if direct else math.ceil(size / handle.part_size)
+        completed = []
+        for slot in range(count):
+            first = slot * handle.part_size
+            last = size if slot == count - 1 else first + handle.part_size
+            if parts.get(slot + 1, (None, -1))[1] != last - first:
+                if direct:
+                    raise ValueError(f"part {slot + 1} is missing or has the wrong size")
+                etag = self._upload_part(
+                    handle, slot + 1, last - first, PieceChain(self, handle, first, last)
+                )
+            else:
+                etag = parts[slot + 1][0]
+            completed.append({"PartNumber": slot + 1, "ETag": etag})
+        with self._reachable():
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=handle.key,
+                UploadId=handle.upload_id,
+                MultipartUpload={"Parts": completed},
+            )
+
+    def read_in_order(self, handle, size):
+        with self._reachable():
+            body = self.client.get_object(Bucket=self.bucket, Key=handle.key)["Body"]
+        try:
+            while block := body.read(BLOCK_SIZE):
+                yield block
+        finally:
+            body.close()
+
+    def staged_file(self, upload):
+        key = self.folder(upload.id) + "file"
+        with self._reachable():
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        return File(body, name=upload.name)
+
+    def store(self, upload, storage, name, *, progress=None):
+        """
+        A server-side copy when finished files go to this bucket: no byte
+        passes through this host (UploadPartCopy past 5 GiB). Any other storage
+        gets the bytes streamed from the bucket. The staged object stays until
+        the upload is recorded complete (remove()).
+        """
+        if getattr(storage, "bucket_name", None) != self.bucket or not hasattr(
+            storage, "_normalize_name"
+        ):
+            return super().store(upload, storage, name, progress=progress)
+        source = {"Bucket": self.bucket, "Key": self.folder(upload.id) + "file"}
+        target = storage._normalize_name(name)
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        with self._reachable():
+            if upload.size <= MAX_COPY_SIZE:
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=target,
+                    CopySource=source,
+                    ContentType=content_type,
+                    MetadataDirective="REPLACE",
+                )
+            else:
+                self._copy_in_parts(source, target, upload.size, content_type, progress)
+        if progress is not None:
+            progress()
+        return name
+
+    def _copy_in_parts(self, source, target, size, content_type, progress=None):
+        """A copy past CopyObject's 5 GiB: UploadPartCopy, one range after another,
+        `progress()` after each (the finisher's lease). boto3's managed copy does
+        the same with threads, and holds tens of MiB."""
+        part = max(COPY_PART_SIZE, math.ceil(size / MAX_PARTS))
+        created = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=target, ContentType=content_type
+        )
+        parts = []
+        for number, first in enumerate(range(0, size, part), start=1):
+            copied = self.client.upload_part_copy(
+                Bucket=self.bucket,
+                Key=target,
+                UploadId=created["UploadId"],
+                PartNumber=number,
+                CopySource=source,
+                CopySourceRange=f"bytes={first}-{min(first + part, size) - 1}",
+            )
+            parts.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
+            if progress is not None:
+                progress()
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=target,
+            UploadId=created["UploadId"],
+            MultipartUpload={"Parts": parts},
+        )
+
+    def remove(self, upload):
+        """Abort the multipart upload and delete every object of the upload. A
+        bucket out of reach leaves them to cleanup_uploads, as a crash would."""
+        try:
+            if upload.staging_ref:
+                part_size, _, upload_id = upload.staging_ref.partition(":")
+                self._abort(Handle(upload, self.folder(upload.id) + "file", upload_id, 0))
+            self._delete_folder(self.folder(upload.id))
+        except StagingUnavailable:
+            logger.warning("upload %s: staged objects left to cleanup_uploads", upload.pk)
+
+    def remove_abandoned(self, *, active, before, dry_run):
+        """Multipart uploads (ListMultipartUploads) and objects under the prefix
+        whose upload is not active, started or written before `before`."""
+        found = []
+        with self._reachable():
+            pages = self.client.get_paginator("list_multipart_uploads")
+            for page in pages.paginate(Bucket=self.bucket, Prefix=self.prefix()):
+                for item in page.get("Uploads", []):
+                    found.append((item["Key"], item["UploadId"], item["Initiated"], 0))
+            pages = self.client.get_paginator("list_objects_v2")
+            for page in pages.paginate(Bucket=self.bucket, Prefix=self.prefix()):
+                for item in page.get("Contents", []):
+                    found.append((item["Key"], None, item["LastModified"], item["Size"]))
+            kept = active({owner for key, *_ in found if (owner := self._owner(key))})
+            removed = []
+            for key, upload_id, when, size in found:
+                if self._owner(key) in kept or when > before:
+                    continue
+                if dry_run:
+                    pass
+                elif upload_id is not None:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=key, UploadId=upload_id
+                    )
+                else:
+                    self.client.delete_object(Bucket=self.bucket, Key=key)
+                kind = "multipart upload " if upload_id else ""
+                removed.append((f"{kind}s3://{self.bucket}/{key}", size))
+        return removed
+
+    # --- The work ------------------------------------------------------------------------------
+
+    def _part_size(self, upload):
+        """Chunks of at least S3's smallest part are the parts; otherwise parts
+        of GATHERED_PART_SIZE, or bigger when the largest file would need
+        more than 10,000, a whole number of chunks each."""
+        chunk, size = upload.chunk_size, upload.size
+        if chunk and chunk >= MIN_PART_SIZE and size is not None and size // chunk <= MAX_PARTS:
+            return chunk
+        part = max(GATHERED_PART_SIZE, math.ceil(upload_settings.MAX_BYTES / MAX_PARTS))
+        if chunk:
+            part = math.ceil(part / chunk) * chunk
+        return part
+
+    def _direct(self, handle):
+        """Whether the upload's chunks are its parts (else its parts are gathered)."""
+        return handle.upload.chunk_size == handle.part_size
+
+    def _slots(self, handle, start, end):
+        """The slot numbers bytes [start, end) fall in."""
+        if self._direct(handle):
+            # A last chunk longer than chunkSize is still the last part.
+            return range(start // handle.part_size, start // handle.part_size + 1)
+        return range(start // handle.part_size, max(start, end - 1) // handle.part_size + 1)
+
+    def _bounds(self, handle, slot):
+        """[first, last) of a slot's bytes; the last slot ends with the file."""
+        first = slot * handle.part_size
+        size = handle.upload.size
+        if self._direct(handle):
+            count = max(size // handle.part_size, 1)
+            return first, size if slot == count - 1 else first + handle.part_size
+        last = first + handle.part_size
+        return first, last if size is None else min(last, size)
+
+    def _write_segment(self, handle, slot, start, end, body):
+        first, last = self._bounds(handle, slot)
+        if self._direct(handle):
+            if start != first:
+                raise ChunkConflict(f"bytes from {start} do not start a chunk of this upload")
+            self._upload_part(handle, slot + 1, end - start, body)
+            return
+        full = last - first == handle.part_size
+        if full and (start, end) == (first, last):
+            self._upload_part(handle, slot + 1, end - start, body)
+        elif full and ranges.contains(
+            ranges.add(handle.upload.received_ranges, start, end), first, last
+        ):
+            # This piece completes the slot: the part is its received pieces and these bytes.
+            gathered = PieceChain(self, handle, first, last, hole=(start, end, body))
+            self._upload_part(handle, slot + 1, last - first, gathered)
+        else:
+            with self._reachable():
+                self.streaming.put_object(
+                    Bucket=self.bucket,
+                    Key=_piece_key(handle, start),
+                    Body=body,
+                    ContentLength=end - start,
+                )
+
+    def _upload_part(self, handle, number, length, body):
+        with self._reachable():
+            answer = self.streaming.upload_part(
+                Bucket=self.bucket,
+                Key=handle.key,
+                UploadId=handle.upload_id,
+                PartNumber=number,
+                Body=body,
+                ContentLength=length,
+            )
+        return answer["ETag"]
+
+    def _parts(self, handle):
+        """{part number: (ETag, size)} of the multipart upload."""
+        parts = {}
+        with self._reachable():
+            pages = self.client.get_paginator("list_parts")
+            for page in pages.paginate(
+                Bucket=self.bucket, Key=handle.key, UploadId=handle.upload_id
+            ):
+                for part in page.get("Parts", []):
+                    parts[part["PartNumber"]] = (part["ETag"], part["Size"])
+        return parts
+
+    def _abort(self, handle):
+        try:
+            with self._reachable():
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=handle.key, UploadId=handle.upload_id
+                )
+        except Gone:
+            pass  # aborted or completed already
+
+    def _delete_folder(self, folder):
+        with self._reachable():
+            pages = self.client.get_paginator("list_objects_v2")
+            for page in pages.paginate(Bucket=self.bucket, Prefix=folder):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+
+    def _owner(self, key):
+        """The upload id the key's first folder under the prefix names, or None."""
+        head = key[len(self.prefix()) :].partition("/")[0]
+        try:
+            return uuid.UUID(hex=head) if len(head) == 32 else None
+        except ValueError:
+            return None
+
+    @contextmanager
+    def _reachable(self):
+        """
+        Turn the bucket's failures into the engine's: Gone for a multipart
+        upload that was aborted; StagingUnavailable (503) for anything else,
+        out of reach or refusing us (a missing bucket, credentials), which
+        the log says and which no client request should answer with a 500.
+        """
+        try:
+            yield
+        except ClientError as exc:
+            if _code(exc) == "NoSuchUpload":
+                raise Gone("the multipart upload is gone") from exc
+            raise StagingUnavailable(_unavailable(exc)) from exc
+        except BotoCoreError as exc:
+            raise StagingUnavailable(_unavailable(exc)) from exc
+
+
+def _unavailable(exc):
+    logger.warning("the staging bucket cannot be used: %s", exc)
+    reason = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+    return (
+        f"the storage for unfinished uploads cannot be used now ({reason}); nothing was "
+        f"recorded, send this again in {StagingUnavailable.retry_after} seconds"
+    )
+
+
+def _code(exc):
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _piece_key(handle, start):
+    return f"{handle.key.rpartition('/')[0]}/pieces/{start:020d}"
+
+
+class RequestBody:
+    """
+    Exactly `length` bytes of the request, for boto3 to send: read as it asks,
+    never more than BLOCK_SIZE at once, feeding `digest`. It cannot seek, so
+    boto3 streams it rather than buffering it. A body that ends early stops
+    the send (the object or part is then not made) and says so in `cut_off`.
+    """
+
+    def __init__(self, stream, length, digest=None):
+        self.stream, self.remaining, self.digest = stream, length, digest
+        self.cut_off = False
+
+    def read(self, size=-1):
+        if self.remaining <= 0:
+            return b""
+        want = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        try:
+            block = self.stream.read(min(want, BLOCK_SIZE))
+        except Exception:
+            block = b""
+        if not block:
+            self.cut_off = True
+            raise CutOff(f"the body ended {self.remaining} bytes short")
+        self.remaining -= len(block)
+        if self.digest is not None:
+            self.digest.update(block)
+        return block
+
+
+class CutOff(Exception):
+    """A request's body ended before the bytes it declared."""
+
+
+class PieceChain:
+    """
+    Bytes [first, last) of the upload read from its piece objects in order
+    (each piece's length says where the next one starts), with the bytes
+    [start, end) of `hole` taken from a request instead: the body of a
+    gathered part, one GET open at a time.
+    """
+
+    def __init__(self, backend, handle, first, last, *, hole=None):
+        self.backend, self.handle = backend, handle
+        self.position, self.last, self.hole = first, last, hole
+        self.current, self.current_end = None, first
+
+    def read(self, size=-1):
+        size = BLOCK_SIZE if size is None or size < 0 else min(size, BLOCK_SIZE)
+        while self.position < self.last:
+            if self.position == self.current_end:
+                self._open_next()
+            block = self.current.read(min(size, self.current_end - self.position))
+            if block:
+                self.position += len(block)
+                return block
+            raise ChunkConflict(
+                f"a staged piece of this upload ended early at byte {self.position}; start it again"
+            )
+        return b""
+
+    def _open_next(self):
+        if self.current is not None and hasattr(self.current, "close"):
+            self.current.close()
+        if self.hole is not None and self.hole[0] == self.position:
+            start, end, body = self.hole
+            self.current, self.current_end = body, end
+            return
+        key = _piece_key(self.handle, self.position)
+        backend = self.backend
+        with backend._reachable():
+            try:
+                got = backend.client.get_object(Bucket=backend.bucket, Key=key)
+            except ClientError as exc:
+                if _code(exc) not in MISSING_CODES:
+                    raise
+                raise ChunkConflict(
+                    f"the staged piece at byte {self.position} of this upload is missing; "
+                    "start it again"
+                ) from exc
+        end = self.position + got["ContentLength"]
+        if end > self.last or (self.hole is not None and self.position < self.hole[0] < end):
+            raise ChunkConflict(f"the staged piece at byte {self.position} runs past its part")
+        self.current, self.current_end = got["Body"], end
