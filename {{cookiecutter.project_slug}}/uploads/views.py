@@ -4,7 +4,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
 
-from .conf import upload_settings
 from .models import Upload
 from .widgets import widget_config, widget_media
 
@@ -18,8 +17,6 @@ def index(request):
         {
             "uploads": uploads,
             "unfinished": sum(upload.status == Upload.Status.UPLOADING for upload in uploads),
-            "max_bytes": upload_settings.MAX_BYTES,
-            "allowed_extensions": sorted(upload_settings.ALLOWED_EXTENSIONS),
             "upload_config": widget_config(),
             "media": widget_media(),
         },

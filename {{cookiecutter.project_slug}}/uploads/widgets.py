@@ -12,6 +12,7 @@ from django.db.models.fields.files import FieldFile
 from django.urls import reverse
 
 from .conf import CLIENTS, upload_settings
+from .models import Upload
 
 # The vendored library each client loads (uploads/static/uploads/vendor/): a
 # classic script defining a global, so it comes before the widget's module,
@@ -49,6 +50,23 @@ def widget_media():
     )
 
 
+def describe_file(field_file):
+    """A stored file as a person reads it: its name, size and where to download it."""
+    try:
+        size = field_file.size
+    except OSError:  # gone from storage: say so by showing no size
+        size = None
+    # The object's own download view (documents link there), else the upload's:
+    # storage URLs are not served (see uploads.views.download).
+    owner = field_file.instance
+    if hasattr(owner, "get_download_url"):
+        url = owner.get_download_url()
+    else:
+        upload = Upload.objects.filter(file=field_file.name).first()
+        url = upload.get_download_url() if upload else ""
+    return {"name": field_file.name.rsplit("/", 1)[-1], "size": size, "url": url}
+
+
 class ResumableFileWidget(forms.Widget):
     """
     A hidden input holding the finished upload's id, and the drop zone that
@@ -70,7 +88,7 @@ class ResumableFileWidget(forms.Widget):
                 "config": widget_config(single=True),
                 "config_id": f"{context['widget']['attrs'].get('id', name)}-config",
                 # An existing file (editing an object) is shown, not resent.
-                "current": current,
+                "current": current and describe_file(current),
                 "upload_id": "" if current is not None or value is None else str(value),
             }
         )

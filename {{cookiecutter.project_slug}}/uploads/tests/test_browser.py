@@ -91,9 +91,9 @@ def browser():
 class Page:
     """A logged-in tab on one site, collecting console errors as it goes."""
 
-    def __init__(self, browser, site):
+    def __init__(self, browser, site, **context_options):
         self.site = site
-        self.context = browser.new_context(viewport={"width": 1100, "height": 900})
+        self.context = browser.new_context(**{"viewport": {"width": 1100, "height": 900}, **context_options})
         self.context.set_default_timeout(WAIT_MS)
         self.page = self.context.new_page()
         self.errors = []
@@ -175,8 +175,8 @@ class Page:
 def open_page(browser, sites):
     pages = []
 
-    def open_(client="flow.js"):
-        page = Page(browser, sites(client))
+    def open_(client="flow.js", **context_options):
+        page = Page(browser, sites(client), **context_options)
         pages.append(page)
         return page
 
@@ -370,6 +370,7 @@ def test_the_widget_modules_load_under_their_hashed_names(open_page, tmp_path):
         "drivers/common.js",
         "drivers/flow.js",
         "drivers/resumable.js",
+        "views/announcer.js",
         "views/drop_zone.js",
         "views/list.js",
         "views/rows.js",

@@ -5,6 +5,14 @@
 
 const UNITS = ["bytes", "KB", "MB", "GB", "TB", "PB"];
 
+// The widget's words, translated when the page has Django's JavaScriptCatalog
+// (window.gettext); `values` fill the text's %(name)s placeholders afterwards,
+// so that a translation may put them in another order.
+export function t(text, values) {
+  const translated = typeof window.gettext === "function" ? window.gettext(text) : text;
+  return values ? translated.replace(/%\((\w+)\)s/g, (_, key) => values[key]) : translated;
+}
+
 // The same units and rounding as Django's filesizeformat, so that a row in the
 // widget and the same upload in the server-rendered list agree.
 export function formatBytes(bytes) {

@@ -36,7 +36,7 @@ export function attach(root) {
     return queue;
   }
   showRows(root.querySelector(".upload-rows"), queue);
-  bindDropZone(root, (files) => queue.choose(files));
+  bindDropZone(root, queue);
   window.addEventListener("online", () => queue.retryAfterNetworkLoss());
   for (const name of PAGE_EVENTS) {
     queue.addEventListener(name, ({detail: {file, upload}}) => {

@@ -3,34 +3,53 @@
  * name, size, progress bar, speed and time left, message, and the buttons the
  * file's state allows. It only draws what the queue's events say; a button
  * click calls the queue.
+ *
+ * For screen readers and keyboards: each button's name says which file it acts
+ * on ("Pause report.pdf"), the bar speaks its value, a state change (not a
+ * progress tick) is announced once (announcer.js), and after a click focus
+ * goes to the button that replaced the one clicked, never to <body>.
  */
 
 import {ACTIONS} from "../core.js";
-import {formatBytes, formatDuration} from "../format.js";
+import {formatBytes, formatDuration, t} from "../format.js";
+import {announcerOf} from "./announcer.js";
 
 const LABELS = {pause: "Pause", resume: "Resume", cancel: "Cancel", retry: "Retry", remove: "Remove"};
+// What is announced when a file enters a state; other states are announced by their message.
+const ANNOUNCEMENTS = {
+  uploading: "Uploading %(name)s.",
+  paused: "%(name)s paused.",
+  processing: "%(name)s sent; checking it.",
+  complete: "%(name)s uploaded.",
+  error: "%(name)s failed: %(message)s",
+  failed: "%(name)s failed: %(message)s",
+  rejected: "%(name)s refused: %(message)s",
+  cancelled: "%(name)s cancelled.",
+};
 const SPEED_WINDOW_MS = 5000; // speed over the last few seconds, so that a pause or a burst fades out
 
 const ROW_HTML =
-  '<div class="upload-row-head"><span class="upload-name"></span>' +
+  '<div class="upload-row-head"><span class="upload-name" tabindex="-1"></span>' +
   '<span class="upload-size"></span></div>' +
   '<div class="upload-bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0">' +
   '<span class="upload-bar-fill"></span></div>' +
   '<div class="upload-row-foot"><span class="upload-percent">0%</span>' +
   '<span class="upload-sent"></span><span class="upload-speed"></span>' +
   '<span class="upload-eta"></span></div>' +
-  '<p class="upload-message" role="status"></p>' +
+  '<p class="upload-message"></p>' +
   '<div class="upload-actions"></div>';
 
 class Row {
-  constructor(file) {
+  constructor(file, announce) {
+    this.announce = announce;
+    this.name = file.name;
     this.el = document.createElement("li");
     this.el.className = "upload-row";
     this.el.innerHTML = ROW_HTML;
     this.part = (name) => this.el.querySelector(".upload-" + name);
     this.part("name").textContent = file.name;
     this.part("size").textContent = formatBytes(file.size);
-    this.part("bar").setAttribute("aria-label", "Upload of " + file.name);
+    this.part("bar").setAttribute("aria-label", t("Upload of %(name)s", {name: file.name}));
     if (file.identifier) this.el.setAttribute("data-identifier", file.identifier);
     this.state = null;
     this.samples = [];
@@ -38,7 +57,10 @@ class Row {
 
   draw(file) {
     if (file.id) this.el.setAttribute("data-upload-id", file.id);
-    if (file.state !== this.state) this.drawState(file.state);
+    if (file.state !== this.state) {
+      this.drawState(file.state);
+      this.announceState(file);
+    }
     this.drawMessage(file);
     this.drawProgress(file);
   }
@@ -53,7 +75,8 @@ class Row {
       button.type = "button";
       button.className = "upload-button upload-button-" + action;
       button.setAttribute("data-action", action);
-      button.textContent = LABELS[action];
+      button.textContent = t(LABELS[action]);
+      button.setAttribute("aria-label", t("%(action)s %(name)s", {action: t(LABELS[action]), name: this.name}));
       actions.appendChild(button);
     }
     if (state !== "uploading") {
@@ -63,13 +86,19 @@ class Row {
     }
   }
 
+  announceState(file) {
+    const words = ANNOUNCEMENTS[file.state];
+    this.announce(words ? t(words, {name: file.name, message: file.message}) : file.message && file.name + ": " + file.message);
+  }
+
   drawMessage(file) {
     const message = this.part("message");
     message.textContent = file.message;
     if (file.downloadUrl) {
       const link = document.createElement("a");
       link.href = file.downloadUrl;
-      link.textContent = "Download";
+      link.textContent = t("Download");
+      link.setAttribute("aria-label", t("Download %(name)s", {name: file.name}));
       message.append(" ", link);
     }
   }
@@ -77,10 +106,14 @@ class Row {
   drawProgress(file) {
     const percent = Math.min(100, Math.floor(file.fraction * 100));
     const sent = Math.round(file.fraction * file.size);
-    this.part("bar").setAttribute("aria-valuenow", String(percent));
+    const bar = this.part("bar");
+    bar.setAttribute("aria-valuenow", String(percent));
+    bar.setAttribute("aria-valuetext", t("%(percent)s%, %(sent)s of %(size)s", {
+      percent, sent: formatBytes(sent), size: formatBytes(file.size),
+    }));
     this.part("bar-fill").style.width = percent + "%";
     this.part("percent").textContent = percent + "%";
-    this.part("sent").textContent = formatBytes(sent) + " of " + formatBytes(file.size);
+    this.part("sent").textContent = t("%(sent)s of %(size)s", {sent: formatBytes(sent), size: formatBytes(file.size)});
     if (file.state !== "uploading") return;
     const now = Date.now();
     this.samples.push([now, sent]);
@@ -90,17 +123,18 @@ class Row {
     if (seconds >= 0.5 && sent > sentThen) {
       const speed = (sent - sentThen) / seconds;
       this.part("speed").textContent = formatBytes(Math.round(speed)) + "/s";
-      this.part("eta").textContent = formatDuration((file.size - sent) / speed) + " left";
+      this.part("eta").textContent = t("%(time)s left", {time: formatDuration((file.size - sent) / speed)});
     }
   }
 }
 
 export function showRows(list, queue) {
   const rows = new Map(); // queued file -> Row
+  const announce = announcerOf(list.closest("[data-upload-widget]") || list.parentElement);
   queue.addEventListener("change", ({detail: {file}}) => {
     let row = rows.get(file);
     if (!row) {
-      row = new Row(file);
+      row = new Row(file, announce);
       rows.set(file, row);
       list.appendChild(row.el);
     }
@@ -115,6 +149,23 @@ export function showRows(list, queue) {
     if (!button) return;
     const el = button.closest(".upload-row");
     const file = [...rows].find(([, row]) => row.el === el)?.[0];
-    if (file) queue[button.getAttribute("data-action")](file);
+    if (!file) return;
+    const neighbour = el.nextElementSibling || el.previousElementSibling;
+    queue[button.getAttribute("data-action")](file);
+    if (!button.isConnected) keepFocus(el, neighbour, list);
   });
+}
+
+// The clicked button was redrawn away: focus its row's first action (Resume
+// after Pause, Remove after Cancel), else the row's name; a removed row hands
+// focus to the next row, or to the widget's file input.
+function keepFocus(el, neighbour, list) {
+  const target = [el, neighbour].find((row) => row && row.isConnected);
+  if (target) {
+    (target.querySelector(".upload-actions button") || target.querySelector(".upload-name")).focus();
+    return;
+  }
+  const widget = list.closest("[data-upload-widget]");
+  const input = widget && widget.querySelector("input[type=file]");
+  if (input) input.focus();
 }
