@@ -171,6 +171,10 @@ def test_on_a_phone_nothing_scrolls_sideways(open_page, tmp_path):
     # Long names wrap, whole: no row is wider than the screen.
     for name in tab.page.locator(".upload-name, #uploads-table td.name").all():
         assert within_viewport(name, 390)
+    assert tab.page.evaluate("() => matchMedia('(hover: none) and (pointer: coarse)').matches")
+    # A full-page screenshot would drop the touch emulation: a phone as tall as the page.
+    height = tab.page.evaluate("() => document.documentElement.scrollHeight")
+    tab.page.set_viewport_size({"width": 390, "height": height})
     tab.screenshot("phone-uploads.png")
     gate.open()
 
@@ -243,8 +247,11 @@ def test_dark_mode_restyles_the_site_and_the_widget(open_page, tmp_path):
     tab.assert_no_console_errors()
 
 
-def test_the_widget_follows_the_admins_theme_switch(open_page):
+def test_the_widget_follows_the_admins_theme_switch(open_page, tmp_path):
     tab = open_page()
+    long_name = make_file(tmp_path, "y" * 120 + ".csv", 100, "long")
+    tab.choose(long_name)
+    tab.wait_state(long_name.name, "complete")
     tab.goto("/admin/documents/document/add/")
     assert luminance(tab, ".upload-drop") > 0.8
     toggle = tab.page.locator("button.theme-toggle")
@@ -254,6 +261,15 @@ def test_the_widget_follows_the_admins_theme_switch(open_page):
     assert luminance(tab, ".upload-drop-title", "color") > 0.6
     assert_axe_clean(tab, "the admin's Document form, dark")
     tab.screenshot("admin-dark.png")
+    # The theme is kept (the admin's localStorage): the uploads pages are dark too.
+    tab.page.set_viewport_size({"width": 1440, "height": 800})
+    tab.goto("/admin/uploads/upload/")
+    assert luminance(tab, "body") < 0.05
+    # A long name ends in an ellipsis instead of widening its column.
+    name = tab.page.locator("#result_list .field-filename a", has_text=long_name.name)
+    assert name.evaluate("a => a.offsetWidth <= 320 && a.scrollWidth > a.clientWidth")
+    assert_axe_clean(tab, "the admin's uploads list, dark")
+    tab.screenshot("admin-uploads-dark.png")
     # The admin's "light" wins over a dark system, as the admin's own colours do.
     dark_system = open_page(color_scheme="dark")
     dark_system.goto("/admin/documents/document/add/")
