@@ -336,7 +336,7 @@ def test_cancel_deletes_the_bytes_already_sent(open_page, tmp_path, sites):
     assert upload["received_bytes"] == 2 * CHUNK
     assert staged.exists()
 
-    tab.row("cancel-me.bin").get_by_role("button", name="Cancel").click()
+    tab.row("cancel-me.bin").get_by_role("button", name="Cancel cancel-me.bin").click()
     expect(tab.row("cancel-me.bin").locator(".upload-message")).to_contain_text("deleted")
     gate.open()
     assert tab.api(f"/uploads/api/uploads/{upload['id']}/")["status"] == "cancelled"
@@ -439,7 +439,7 @@ def test_document_form_saves_the_uploaded_file(open_page, tmp_path):
     save_document(tab, "The contract", path)
     tab.page.get_by_role("button", name="Save").click()
     tab.page.wait_for_url("**/documents/")
-    link = tab.page.locator("#documents-table tr", has_text="The contract").get_by_role("link")
+    link = tab.page.locator("#documents-table tr", has_text="The contract").get_by_role("link", name=path.name)
     response = tab.page.request.get(tab.site.url + link.get_attribute("href"))
     assert hashlib.sha256(response.body()).hexdigest() == sha256(path)
     tab.assert_no_console_errors()
@@ -471,7 +471,7 @@ def test_document_admin_saves_the_uploaded_file(open_page, tmp_path):
     expect(tab.page.locator(".messagelist")).to_contain_text("was added successfully")
     tab.goto("/documents/")
     row = tab.page.locator("#documents-table tr", has_text="Added in the admin")
-    link = row.get_by_role("link")
+    link = row.get_by_role("link", name=path.name)
     response = tab.page.request.get(tab.site.url + link.get_attribute("href"))
     assert hashlib.sha256(response.body()).hexdigest() == sha256(path)
 
