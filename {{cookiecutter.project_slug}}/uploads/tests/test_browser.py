@@ -93,7 +93,8 @@ class Page:
 
     def __init__(self, browser, site, **context_options):
         self.site = site
-        self.context = browser.new_context(**{"viewport": {"width": 1100, "height": 900}, **context_options})
+        options = {"viewport": {"width": 1100, "height": 900}, **context_options}
+        self.context = browser.new_context(**options)
         self.context.set_default_timeout(WAIT_MS)
         self.page = self.context.new_page()
         self.errors = []
@@ -439,7 +440,8 @@ def test_document_form_saves_the_uploaded_file(open_page, tmp_path):
     save_document(tab, "The contract", path)
     tab.page.get_by_role("button", name="Save").click()
     tab.page.wait_for_url("**/documents/")
-    link = tab.page.locator("#documents-table tr", has_text="The contract").get_by_role("link", name=path.name)
+    row = tab.page.locator("#documents-table tr", has_text="The contract")
+    link = row.get_by_role("link", name=path.name)
     response = tab.page.request.get(tab.site.url + link.get_attribute("href"))
     assert hashlib.sha256(response.body()).hexdigest() == sha256(path)
     tab.assert_no_console_errors()
