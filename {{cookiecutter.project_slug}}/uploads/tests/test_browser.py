@@ -400,8 +400,9 @@ def test_an_unfinished_upload_is_cancelled_from_the_list(open_page, tmp_path, si
     expect(listed).to_contain_text("Uploading")
     expect(tab.page.locator("#uploads-unfinished")).to_contain_text("1 unfinished upload")
 
-    listed.get_by_role("button", name="Cancel").click()
+    listed.get_by_role("button", name="Cancel left-behind.bin").click()
     expect(listed).to_contain_text("Cancelled")
+    expect(listed.locator("td.name")).to_be_focused()
     expect(listed.get_by_role("button", name="Cancel")).to_have_count(0)
     expect(tab.page.locator("#uploads-unfinished")).to_have_count(0)
     assert tab.api(f"/uploads/api/uploads/{upload['id']}/")["status"] == "cancelled"

@@ -75,6 +75,25 @@ def luminance(tab, selector, prop="background-color"):
     )
 
 
+def focus_ring_contrast(tab, selector):
+    """The contrast ratio of a control's keyboard focus ring against the background behind it."""
+    tab.page.locator(selector).first.focus()
+    tab.page.keyboard.press("Shift+Tab")
+    tab.page.keyboard.press("Tab")  # focused from the keyboard: :focus-visible
+    ring = luminance(tab, ":focus-visible", "outline-color")
+    tab.page.evaluate(
+        """() => {
+            let el = document.activeElement.parentElement;
+            const clear = (node) => getComputedStyle(node).backgroundColor === "rgba(0, 0, 0, 0)";
+            while (clear(el)) el = el.parentElement;
+            el.setAttribute("data-behind-ring", "");
+        }"""
+    )
+    behind = luminance(tab, "[data-behind-ring]")
+    light, dark = max(ring, behind), min(ring, behind)
+    return (light + 0.05) / (dark + 0.05)
+
+
 def record_announcements(tab):
     """Collect every line added to the widget's live region, and count progress redraws."""
     tab.page.evaluate(
@@ -192,6 +211,7 @@ def test_screen_readers_hear_state_changes_and_focus_follows(open_page, tmp_path
     row = tab.row("report.pdf")
     bar = row.get_by_role("progressbar", name="Upload of report.pdf")
     expect(bar).to_have_attribute("aria-valuetext", "37%, 192.0\u00a0KB of 512.0\u00a0KB")
+    assert focus_ring_contrast(tab, ".upload-row .upload-button") >= 3
     # No live region wraps the rows: progress is not read out as it ticks.
     live = ".upload-rows[aria-live], .upload-rows [aria-live], .upload-rows [role=status]"
     assert tab.page.locator(live).count() == 0
@@ -238,6 +258,7 @@ def test_dark_mode_restyles_the_site_and_the_widget(open_page, tmp_path):
     assert luminance(tab, ".upload-drop") < 0.05
     assert luminance(tab, ".upload-row") < 0.05
     assert luminance(tab, ".upload-name", "color") > 0.6
+    assert focus_ring_contrast(tab, ".upload-row .upload-button") >= 3
     tab.screenshot("dark-upload-page.png")
     assert_axe_clean(tab, "/uploads/ in dark mode")
     gate.open()
