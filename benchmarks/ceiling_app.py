@@ -18,10 +18,11 @@ no database and no locks.
   must scan them: the site's multipart row pays for that scan, this one does not.
 
 Writes land where the site's do, in the same sizes: 1 MiB blocks at 1 MiB
-steps from the chunk's offset, each written 64 KiB at a time (a multipart body realigns after its first
-block). It matters: on the machine this was written on, aligned 1 MiB pwrites
-into a fresh file sometimes cost several times the CPU of shifted ones, and a
-ceiling that wrote shifted blocks would dodge a cost the site pays.
+steps from the chunk's offset, each written 64 KiB at a time (a multipart body
+realigns after its first block). It matters: on the machine this was written
+on, aligned 1 MiB pwrites into a fresh file sometimes cost several times the
+CPU of shifted ones, and a ceiling that wrote shifted blocks would dodge a cost
+the site pays.
 """
 
 import os
@@ -46,9 +47,7 @@ def application(environ, start_response):
         written = _receive(environ)
     except (BadChunk, KeyError, ValueError) as exc:
         return _reply(start_response, "400 Bad Request", str(exc).encode())
-    return _reply(
-        start_response, "200 OK", b'{"status": "uploading", "written": %d}' % written
-    )
+    return _reply(start_response, "200 OK", b'{"status": "uploading", "written": %d}' % written)
 
 
 def _receive(environ):
@@ -58,10 +57,7 @@ def _receive(environ):
     if content_type.startswith("multipart/form-data"):
         boundary = content_type.partition("boundary=")[2].strip('"').encode("latin-1")
         return _receive_multipart(body, length, boundary)
-    params = {
-        key: values[0]
-        for key, values in parse_qs(environ.get("QUERY_STRING", "")).items()
-    }
+    params = {key: values[0] for key, values in parse_qs(environ.get("QUERY_STRING", "")).items()}
     with _target(params) as (fd, offset):
         return _copy(body, fd, offset, offset, length)
 
@@ -72,10 +68,7 @@ def _receive_multipart(body, length, boundary):
     start = first.find(b"\r\n\r\n", file_header) + 4
     if file_header < 0 or start < 4:
         raise BadChunk("no file part in the first block")
-    params = {
-        key.decode(): value.decode()
-        for key, value in FIELD.findall(first[:file_header])
-    }
+    params = {key.decode(): value.decode() for key, value in FIELD.findall(first[:file_header])}
     closing = b"\r\n--" + boundary + b"--\r\n"
     data_length = length - start - len(closing)
     head = first[start : start + data_length]
@@ -94,9 +87,7 @@ class _target:
     def __init__(self, params):
         name = UNSAFE.sub("", params["flowIdentifier"]) or "unnamed"
         self.path = os.path.join(OUT_DIR, name)
-        self.offset = (int(params["flowChunkNumber"]) - 1) * int(
-            params["flowChunkSize"]
-        )
+        self.offset = (int(params["flowChunkNumber"]) - 1) * int(params["flowChunkSize"])
 
     def __enter__(self):
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)

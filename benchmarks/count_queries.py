@@ -38,21 +38,16 @@ def main():
     # Lets the test client's "testserver" host past ALLOWED_HOSTS.
     setup_test_environment()
     client = logged_in_client()
-    size = (
-        args.chunk * args.chunks + args.chunk // 3
-    )  # the last chunk takes a remainder
+    size = args.chunk * args.chunks + args.chunk // 3  # the last chunk takes a remainder
     report = {
-        method: send_file(client, method, size, args.chunk)
-        for method in ("octet", "multipart")
+        method: send_file(client, method, size, args.chunk) for method in ("octet", "multipart")
     }
     print(json.dumps(report))
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--chunk", type=int, default=64 * 1024, help="chunk size in bytes"
-    )
+    parser.add_argument("--chunk", type=int, default=64 * 1024, help="chunk size in bytes")
     parser.add_argument("--chunks", type=int, default=12, help="number of chunks")
     return parser.parse_args()
 
@@ -128,9 +123,7 @@ def captured(expect, send, *args):
         "auth": kinds.count("auth"),
         "tx": kinds.count("tx"),
         "engine": kinds.count("engine"),
-        "status": response.json().get("status")
-        if response.status_code == 200
-        else None,
+        "status": response.json().get("status") if response.status_code == 200 else None,
         "cpu_ms": cpu * 1000,
         "sql": queries,
     }

@@ -1,35 +1,35 @@
-"""Refuse answers that would generate a broken site, before anything is written."""
+"""
+Refuse impossible answers, once more, before anything is written.
 
-import re
+Each answer is checked as it is given (local_extensions.py, through the
+`__check_*` entries of cookiecutter.json), which is where a person at the
+prompt hears of a mistake. This hook runs the same checks on the answers as
+they reach the generation, for the one path that skips the prompts: a replay
+file (`cookiecutter --replay`) edited by hand.
+"""
+
 import sys
-import zoneinfo
 
-SLUG = "{{ cookiecutter.project_slug }}"
-EMAIL = "{{ cookiecutter.email }}"
-TIME_ZONE = "{{ cookiecutter.time_zone }}"
+sys.path.insert(0, "{{ cookiecutter._repo_dir|quoted }}")
 
-# Names the generated project already uses at its top level: a slug equal to one
-# of them would shadow a package the site imports.
-RESERVED = {"config", "uploads", "templates", "static", "django", "test", "tests"}
+from local_extensions import CHECKS  # noqa: E402 - the template's folder, added above
 
-
-def fail(sentence):
-    print(f"ERROR: {sentence}", file=sys.stderr)
-    sys.exit(1)
+ANSWERS = {
+    "project_name": "{{ cookiecutter.project_name|quoted }}",
+    "project_slug": "{{ cookiecutter.project_slug|quoted }}",
+    "description": "{{ cookiecutter.description|quoted }}",
+    "author_name": "{{ cookiecutter.author_name|quoted }}",
+    "email": "{{ cookiecutter.email|quoted }}",
+    "time_zone": "{{ cookiecutter.time_zone|quoted }}",
+}
 
 
 def main():
-    if not SLUG.isidentifier() or not re.fullmatch(r"[a-z_][a-z0-9_]*", SLUG):
-        fail(
-            f"project_slug {SLUG!r} is not a lower-case Python identifier "
-            "(letters, digits and underscores, not starting with a digit)."
-        )
-    if SLUG in RESERVED:
-        fail(f"project_slug {SLUG!r} is a name the site already uses; choose another.")
-    if not re.fullmatch(r"[^@\s]+@[^@\s]+", EMAIL):
-        fail(f"email {EMAIL!r} is not an e-mail address.")
-    if TIME_ZONE not in zoneinfo.available_timezones():
-        fail(f"time_zone {TIME_ZONE!r} is not an IANA time zone such as 'Europe/Paris' or 'UTC'.")
+    for question, check in CHECKS.items():
+        problem = check(ANSWERS[question])
+        if problem:
+            print(f"Error: {problem}", file=sys.stderr)
+            sys.exit(1)
 
 
 if __name__ == "__main__":

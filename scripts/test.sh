@@ -14,6 +14,9 @@ fi
 # skip, saying why, where it cannot be installed.
 command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) \
   || echo "Chromium could not be installed: the browser tests will skip." >&2
+# The deploy kit's tests run real nginx (Debian's package) in front of gunicorn.
+[ -x /usr/sbin/nginx ] || (apt-get update && apt-get install -y nginx) \
+  || echo "nginx could not be installed: the nginx tests will skip." >&2
 # The vendored flow.js, resumable.js and tus-js-client are compared byte for
 # byte with their pinned npm packages when npm is here; without it, only with
 # their manifest.

@@ -4,16 +4,18 @@ meaningful answers, and whether the generated site passes its own checks and
 its own test suite.
 """
 
+import html
 import json
 import os
 import re
 import subprocess
 import sys
+import tomllib
 import uuid
 from pathlib import Path
 
 import pytest
-from cookiecutter.exceptions import FailedHookException
+import yaml
 from cookiecutter.main import cookiecutter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,21 +26,34 @@ UNRENDERED = ("uploads/static/uploads/vendor/",)
 # The generated site's browser tests check each page with axe-core, pinned in
 # frontend/ (installed by `npm ci`); the site has no Node of its own.
 AXE_CORE = {"AXE_CORE_JS": str(ROOT / "frontend/node_modules/axe-core/axe.min.js")}
+# The first entry of each list is the default, as cookiecutter reads it.
+DEFAULTS = {
+    key: value[0] if isinstance(value, list) else value
+    for key, value in json.loads((ROOT / "cookiecutter.json").read_text()).items()
+}
 
 
 def generate(output_dir, **answers):
-    return Path(cookiecutter(str(ROOT), no_input=True, output_dir=str(output_dir), extra_context=answers))
+    return Path(
+        cookiecutter(str(ROOT), no_input=True, output_dir=str(output_dir), extra_context=answers)
+    )
 
 
 def run(args, cwd, env=None, timeout=900):
     """Run a command in the generated site; on failure show what it printed."""
     result = subprocess.run(
-        args, cwd=cwd, env={**AXE_CORE, **os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        args,
+        cwd=cwd,
+        env={**AXE_CORE, **os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if result.returncode != 0:
         pytest.fail(
             f"{' '.join(map(str, args))} exited {result.returncode}\n"
-            f"--- stdout (tail) ---\n{result.stdout[-6000:]}\n--- stderr (tail) ---\n{result.stderr[-6000:]}"
+            f"--- stdout (tail) ---\n{result.stdout[-6000:]}\n"
+            f"--- stderr (tail) ---\n{result.stderr[-6000:]}"
         )
     return result
 
@@ -69,7 +84,7 @@ def test_defaults_generate_the_documented_layout(site):
         ".env.example",
         "README.md",
         "config/settings.py",
-        "uploads/engine.py",
+        "uploads/engine/__init__.py",
         "uploads/protocols/flowjs.py",
         "uploads/protocols/resumablejs.py",
         "uploads/static/uploads/vendor/manifest.json",
@@ -101,7 +116,9 @@ def test_env_has_a_fresh_secret_and_sqlite_by_default(site, tmp_path):
 
 
 def test_every_setting_read_from_the_environment_is_documented(site):
-    settings_text = (site / "config/settings.py").read_text() + (site / "gunicorn.conf.py").read_text()
+    settings_text = "".join(
+        (site / name).read_text() for name in ["config/settings.py", "gunicorn.conf.py"]
+    )
     names = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', settings_text))
     names |= set(re.findall(r'environ\.get\("([A-Z_]+)"', settings_text))
     example = (site / ".env.example").read_text()
@@ -165,7 +182,9 @@ def test_uploads_defaults_are_documented_with_conf_py_s_values(site, source):
     assert sorted(names - set(documented)) == [], f"not in {source}"
     settings_text = (site / "config/settings.py").read_text()
     assert sorted(name for name in names if f'"{name}"' not in settings_text) == [], "not read"
-    assert values["read"] == values["default"], f"{source} gives another default than uploads/conf.py"
+    assert values["read"] == values["default"], (
+        f"{source} gives another default than uploads/conf.py"
+    )
 
 
 def test_postgresql_answer_points_the_site_at_postgresql(tmp_path):
@@ -211,21 +230,238 @@ def test_postgresql_answer_creates_the_database_or_says_how(tmp_path, monkeypatc
 @pytest.mark.parametrize(
     "answers, message",
     [
-        ({"project_slug": "3files"}, "not a lower-case Python identifier"),
+        ({"project_slug": "3files"}, "project_slug '3files' is not a lower-case Python identifier"),
         ({"project_slug": "big-files"}, "not a lower-case Python identifier"),
+        ({"project_slug": "café"}, "not a lower-case Python identifier"),
         ({"project_slug": "uploads"}, "a name the site already uses"),
+        ({"project_name": "日本"}, "project_slug is empty"),
+        ({"project_name": "  "}, "project_name is empty"),
+        ({"description": "two\nlines"}, "description 'two\\nlines' has a line break"),
+        ({"email": "you"}, "email 'you' is not an e-mail address"),
         ({"time_zone": "Mars/Olympus"}, "not an IANA time zone"),
     ],
 )
-def test_invalid_answers_stop_generation_and_leave_nothing(tmp_path, capfd, answers, message):
-    with pytest.raises(FailedHookException):
+def test_invalid_answers_stop_generation_with_one_sentence(tmp_path, capfd, answers, message):
+    with pytest.raises(SystemExit) as stopped:
         generate(tmp_path, **answers)
-    assert message in capfd.readouterr().err
+    assert stopped.value.code == 1
+    err = capfd.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("Error: "), err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_generated_code_is_ruff_clean(site):
-    run([VENV_BIN / "ruff", "check", "--no-cache", "."], cwd=site)
+def test_a_replay_file_edited_by_hand_is_checked_before_anything_is_written(tmp_path):
+    """--replay skips the prompts and so the checks at each answer: the pre-gen hook runs them."""
+    replay = tmp_path / "replay.json"
+    raw = json.loads((ROOT / "cookiecutter.json").read_text())
+    # A replay holds the answers, and the template's own settings (_extensions...) as they are.
+    answers = {key: value if key.startswith("_") else DEFAULTS[key] for key, value in raw.items()}
+    answers.update(project_slug="3files", _template=str(ROOT))
+    replay.write_text(json.dumps({"cookiecutter": answers}))
+    out = tmp_path / "replayed"
+    result = subprocess.run(
+        [VENV_BIN / "cookiecutter", "--replay-file", replay, "-o", out, ROOT],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert result.stderr.startswith("Error: project_slug '3files' is not a lower-case")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_refusal_on_the_command_line_is_one_sentence_without_traceback(tmp_path):
+    result = subprocess.run(
+        [VENV_BIN / "cookiecutter", "--no-input", "-o", tmp_path, ROOT, "project_slug=3files"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Error: project_slug '3files' is not a lower-case Python identifier "
+        "(ASCII letters, digits and underscores, not starting with a digit)."
+    ]
+    assert result.stdout == ""
+
+
+def test_a_bad_answer_at_the_prompt_stops_before_the_next_question(tmp_path):
+    result = subprocess.run(
+        [VENV_BIN / "cookiecutter", "-o", tmp_path, ROOT],
+        input="Big Files\n3files\n",
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "project_slug" in result.stdout and "description" not in result.stdout
+    assert "is not a lower-case Python identifier" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_accented_name_gives_an_ascii_slug(tmp_path):
+    assert generate(tmp_path, project_name="Café Über Files").name == "cafe_uber_files"
+
+
+HOSTILE = {
+    "project_name": "Café Über Files",
+    # A brace too (cookiecutter itself renders `{{` in an answer given on the
+    # command line, so a lone brace is what reaches the files that way).
+    "description": 'He said "hi" <b>bold</b> {not a tag} \\',
+    "author_name": 'Zoë O\'Brien "Z"',
+    "email": "zoe+files@example.org",
+}
+
+# Every choice of every question once, and answers that try to break each file
+# they land in (TOML, Python, HTML); the defaults are the `site` fixture.
+CHOICES = [
+    {"database": "postgresql"},
+    {"upload_client": "resumable.js"},
+    {"license": "BSD-3-Clause"},
+    {"license": "Apache-2.0"},
+    {"license": "Not open source"},
+    HOSTILE,
+]
+
+# What a user sees of each choice: the site's default client, and its home page.
+SHOW_SITE = """
+from django.conf import settings
+from django.test import Client
+
+print(settings.UPLOADS_CLIENT)
+print(Client(HTTP_HOST="localhost").get("/").content.decode())
+"""
+
+# A sentence of each licence's standard text.
+LICENSE_WORDS = {
+    "MIT": "Permission is hereby granted, free of charge, to any person obtaining a copy",
+    "BSD-3-Clause": "3. Neither the name of the copyright holder nor the names of its",
+    "Apache-2.0": "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION",
+    "Not open source": "All rights reserved.",
+}
+
+
+def choice_id(answers):
+    return "-".join(answers.values()) or "defaults"
+
+
+@pytest.mark.parametrize("answers", [{}, *CHOICES], ids=choice_id)
+def test_every_choice_gives_a_site_that_starts(tmp_path, site, answers):
+    project = generate(tmp_path, **answers) if answers else site
+    given = {**DEFAULTS, **answers}
+
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert pyproject["description"] == given["description"]
+    assert pyproject["authors"] == [{"name": given["author_name"], "email": given["email"]}]
+    spdx = {"Not open source": "LicenseRef-Proprietary"}.get(given["license"], given["license"])
+    assert pyproject["license"] == spdx
+    license_text = (project / "LICENSE").read_text()
+    assert LICENSE_WORDS[given["license"]] in license_text
+    assert given["author_name"] in license_text or given["license"] == "Apache-2.0"
+    readme = (project / "README.md").read_text()
+    assert f"{given['author_name']} <{given['email']}>" in readme
+
+    run([VENV_BIN / "ruff", "check", "--no-cache", "."], cwd=project)
+    run([VENV_BIN / "ruff", "format", "--check", "--no-cache", "."], cwd=project)
+    pytest_starts = [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"]
+    assert " tests collected" in run(pytest_starts, cwd=project).stdout
+    shell = [sys.executable, "manage.py", "shell", "-v", "0", "-c", SHOW_SITE]
+    client, page = run(shell, cwd=project).stdout.split("\n", 1)
+    assert client == given["upload_client"]
+    assert f"<title>{html.escape(given['project_name'])}</title>" in page
+    assert f"<p>{html.escape(given['description'])}</p>" in page
+
+
+def test_template_syntax_typed_at_the_prompt_is_shown_as_text(tmp_path):
+    """Typed answers are not rendered by cookiecutter, so `{{` and `{%` reach
+    the site; Django must show them, not run them."""
+    description = '{{ request }} {% now "Y" %} <b>hi</b>'
+    subprocess.run(
+        [VENV_BIN / "cookiecutter", "-o", tmp_path, ROOT],
+        input=f"Big Files\n\n{description}\n" + "\n" * 12,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    shell = [sys.executable, "manage.py", "shell", "-v", "0", "-c", SHOW_SITE]
+    page = run(shell, cwd=tmp_path / "big_files").stdout
+    assert f"<p>{html.escape(description)}</p>" in page
+
+
+def fresh_clone(output_dir):
+    """A generated site as a new repository's checkout has it: no .env, which is never committed."""
+    project = generate(output_dir)
+    assert ".env" in (project / ".gitignore").read_text().split()
+    (project / ".env").unlink()
+    return project
+
+
+def workflow_steps(workflow):
+    """Each `run:` of a GitHub Actions workflow, with the environment it runs in."""
+    for job in workflow["jobs"].values():
+        for step in job["steps"]:
+            if "run" in step:
+                env = {**workflow.get("env", {}), **job.get("env", {}), **step.get("env", {})}
+                yield step["run"], {key: str(value) for key, value in env.items()}
+
+
+def tools_first(env=None):
+    """The virtualenv's `ruff`, `python` and `pre-commit` first, as once it is activated."""
+    return {**(env or {}), "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+
+
+def test_site_ships_ci_dependabot_editorconfig_and_pre_commit(site):
+    workflow = yaml.safe_load((site / ".github/workflows/ci.yml").read_text())
+    commands = [command for command, _ in workflow_steps(workflow)]
+    for expected in [
+        "ruff check .",
+        "ruff format --check .",
+        "python manage.py makemigrations --check --dry-run",
+        "python manage.py check --deploy --fail-level WARNING",
+        "pytest -p no:cacheprovider",
+    ]:
+        assert expected in commands
+    test_job = workflow["jobs"]["test"]
+    assert test_job["services"]["postgres"]["image"].startswith("postgres:")
+    assert test_job["env"]["DATABASE_URL"].startswith("postgres://")
+    assert test_job["strategy"]["matrix"]["python-version"] == ["3.11", "3.12"]
+
+    dependabot = yaml.safe_load((site / ".github/dependabot.yml").read_text())
+    ecosystems = {update["package-ecosystem"] for update in dependabot["updates"]}
+    assert ecosystems == {"pip", "github-actions"}
+
+    hooks = yaml.safe_load((site / ".pre-commit-config.yaml").read_text())
+    assert [repo["repo"] for repo in hooks["repos"]] == ["local"]
+    assert all(hook["language"] == "system" for hook in hooks["repos"][0]["hooks"])
+    assert "pre-commit==" in (site / "requirements-dev.txt").read_text()
+    assert "root = true" in (site / ".editorconfig").read_text()
+
+
+def test_ci_workflow_commands_pass_on_a_fresh_clone(tmp_path):
+    """Every command of the workflow that needs no network or service: the
+    installs are already done here, and the suite is run by the tests below."""
+    project = fresh_clone(tmp_path)
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    ran = []
+    for command, env in workflow_steps(workflow):
+        if command.startswith(("pip install", "pytest")):
+            continue
+        run(["bash", "-c", command], cwd=project, env=tools_first(env))
+        ran.append(command)
+    assert len(ran) == 4
+
+
+def test_pre_commit_hooks_pass_without_the_network(tmp_path):
+    project = generate(tmp_path / "site")
+    run(["git", "init", "-q"], cwd=project)
+    run(["git", "add", "-A"], cwd=project)
+    env = tools_first({"PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")})
+    result = run(
+        [VENV_BIN / "pre-commit", "run", "--all-files", "--show-diff-on-failure"],
+        cwd=project,
+        env=env,
+    )
+    assert re.search(r"^ruff format\.+Passed$", result.stdout, re.M), result.stdout
+    assert re.search(r"^migrations match the models\.+Passed$", result.stdout, re.M), result.stdout
+    assert run(["git", "diff", "--stat"], cwd=project).stdout == "", "a hook changed files"
 
 
 def test_check_deploy_passes_with_production_settings(site):
@@ -256,7 +492,11 @@ def test_hsts_subdomains_and_preload_are_opt_in(site):
         "print(s.SECURE_HSTS_SECONDS > 0, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD)",
     ]
     assert run(show, cwd=site, env=production).stdout.split() == ["True", "False", "False"]
-    opted_in = {**production, "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "True", "DJANGO_HSTS_PRELOAD": "True"}
+    opted_in = {
+        **production,
+        "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "True",
+        "DJANGO_HSTS_PRELOAD": "True",
+    }
     assert run(show, cwd=site, env=opted_in).stdout.split() == ["True", "True", "True"]
 
 
@@ -292,6 +532,20 @@ def test_generated_suite_passes_on_newest_django_and_python_312(tmp_path):
     pip = [str(venv / "bin/python"), "-m", "pip", "install", "--quiet"]
     run([*pip, "-r", "requirements-dev.txt"], cwd=site)
     run([*pip, "--upgrade", "django>=6,<7"], cwd=site)
-    version = run([str(venv / "bin/python"), "-c", "import django; print(django.__version__)"], cwd=site)
+    version = run(
+        [str(venv / "bin/python"), "-c", "import django; print(django.__version__)"], cwd=site
+    )
     assert version.stdout.startswith("6.")
-    run([str(venv / "bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not server"], cwd=site)
+    run(
+        [
+            str(venv / "bin/python"),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "not server",
+        ],
+        cwd=site,
+    )

@@ -123,7 +123,9 @@ def test_versions_match_the_exact_pins():
     for _, lib, info in LIBRARIES:
         name, version = info["npm"], info["version"]
         assert EXACT_VERSION.match(pins[name]), f"{name} is not pinned exactly: {pins[name]!r}"
-        assert version == pins[name], f"{lib}: manifest has {version}, package.json pins {pins[name]}"
+        assert version == pins[name], (
+            f"{lib}: manifest has {version}, package.json pins {pins[name]}"
+        )
         assert lock_pins[name] == pins[name], f"{name}: package-lock.json is out of date"
         locked = lock["packages"][f"node_modules/{name}"]
         assert locked["version"] == version, f"{lib}: package-lock.json has {locked['version']}"

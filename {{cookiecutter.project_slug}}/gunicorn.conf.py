@@ -19,9 +19,13 @@ graceful_timeout = 30
 keepalive = 5
 # "-" is standard output; empty turns the access log off.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
+# gunicorn's default format, except the second field (identd's, always "-"):
+# the client's address as nginx saw it, since the first is then always nginx's.
+access_log_format = '%(h)s %({x-forwarded-for}i)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 # gunicorn's control socket (gunicornc) defaults to one path per user, which
 # two sites on one machine would share: only on request, at a path of its own.
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
-# Behind a reverse proxy on the same machine, trust its X-Forwarded-* headers.
+# Behind a reverse proxy on the same machine (deploy/nginx.conf), trust its
+# X-Forwarded-Proto: with DJANGO_BEHIND_PROXY, the site then knows HTTPS.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -1,5 +1,5 @@
 """
-Settings for {{ cookiecutter.project_name }}.
+Settings for the {{ cookiecutter.project_slug }} site.
 
 Every value that differs between machines is read from the environment (or a
 `.env` file beside manage.py) with django-environ; `.env.example` documents each
@@ -12,8 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from corsheaders.defaults import default_headers
 
 from uploads.conf import DEFAULTS as upload_defaults
+from uploads.protocols import tus_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -71,6 +73,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "config.context_processors.site",
             ],
         },
     },
@@ -223,36 +226,8 @@ CSRF_FAILURE_VIEW = "uploads.access.csrf_failure"
 CORS_ALLOWED_ORIGINS = env.list("DJANGO_CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/uploads/(tus|chunked|flow|resumable|api)/"
 CORS_ALLOW_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST"]
-CORS_ALLOW_HEADERS = [
-    "accept",
-    "authorization",
-    "content-type",
-    "content-range",
-    "x-csrftoken",
-    "x-requested-with",
-    "x-http-method-override",
-    "tus-resumable",
-    "upload-length",
-    "upload-offset",
-    "upload-metadata",
-    "upload-checksum",
-    "upload-defer-length",
-    "upload-concat",
-]
-CORS_EXPOSE_HEADERS = [
-    "Location",
-    "Upload-Offset",
-    "Upload-Length",
-    "Upload-Metadata",
-    "Upload-Expires",
-    "Upload-Defer-Length",
-    "Upload-Concat",
-    "Tus-Resumable",
-    "Tus-Version",
-    "Tus-Extension",
-    "Tus-Max-Size",
-    "Tus-Checksum-Algorithm",
-]
+CORS_ALLOW_HEADERS = [*default_headers, "content-range", *tus_headers.REQUEST_HEADERS]
+CORS_EXPOSE_HEADERS = list(tus_headers.RESPONSE_HEADERS)
 CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- Logging ----------------------------------------------------------------
@@ -275,6 +250,7 @@ LOGGING = {
 # on the same file system as MEDIA_ROOT so that finishing an upload is a
 # rename, not a copy.
 
+UPLOADS_STAGING = env.str("UPLOADS_STAGING", default=upload_defaults["STAGING"])
 UPLOADS_STAGING_DIR = env.str("UPLOADS_STAGING_DIR", default=upload_defaults["STAGING_DIR"])
 UPLOADS_MAX_BYTES = env.str("UPLOADS_MAX_BYTES", default=upload_defaults["MAX_BYTES"])
 UPLOADS_ALLOWED_EXTENSIONS = env.list(
@@ -294,3 +270,13 @@ UPLOADS_FINISH_IN_BACKGROUND = env.bool(
 UPLOADS_CLEANUP_GRACE = env.str("UPLOADS_CLEANUP_GRACE", default=upload_defaults["CLEANUP_GRACE"])
 UPLOADS_UPLOAD_TO = env.str("UPLOADS_UPLOAD_TO", default=upload_defaults["UPLOAD_TO"])
 UPLOADS_STORAGE = env.str("UPLOADS_STORAGE", default=upload_defaults["STORAGE"])
+
+# --- Downloads behind nginx -------------------------------------------------
+# https://nginx.org/en/docs/http/ngx_http_core_module.html#internal
+# Set to the internal location of deploy/nginx.conf ("/protected-media/") to
+# hand downloads of files in MEDIA_ROOT to nginx, which then serves them and
+# their ranges without holding a worker's thread. Off: gunicorn streams them.
+
+UPLOADS_ACCEL_REDIRECT = env.str(
+    "UPLOADS_ACCEL_REDIRECT", default=upload_defaults["ACCEL_REDIRECT"]
+)

@@ -104,19 +104,18 @@ def error_response(exc):
 class UploadEndpoint(View):
     """Base view of every upload endpoint: a user, a valid CSRF header, JSON errors."""
 
-    # tus answers 401 where the others answer 403.
-    unauthenticated_status = NotAuthenticated.status
     # The protocol whose uploads the endpoint serves (None: any).
     protocol = None
+    # This protocol's HTTP status for an error class, where it is not the
+    # error's own; the nearest class of the error wins. Server-side errors
+    # (5xx) keep their own status on every protocol.
+    error_statuses = {}
+    # Headers this protocol sends with an error class.
+    error_headers = {}
 
     def dispatch(self, request, *args, **kwargs):
         try:
-            try:
-                user = self.authenticate(request)
-            except NotAuthenticated as exc:
-                exc.status = self.unauthenticated_status
-                raise
-            self.user = user
+            self.user = self.authenticate(request)
             if not self.token_authenticated:
                 rejection = csrf_rejection(request)
                 if rejection is not None:
@@ -154,7 +153,23 @@ class UploadEndpoint(View):
         return user
 
     def error_response(self, exc):
-        return error_response(exc)
+        """The refusal of `exc`, with this protocol's status and headers for it."""
+        response = JsonResponse(self.error_data(exc), status=self.error_status(exc))
+        for cls in reversed(type(exc).__mro__):
+            for name, value in self.error_headers.get(cls, {}).items():
+                response[name] = value
+        return response
+
+    def error_data(self, exc):
+        return {"error": exc.message}
+
+    def error_status(self, exc):
+        if exc.status >= 500:
+            return exc.status
+        for cls in type(exc).__mro__:
+            if cls in self.error_statuses:
+                return self.error_statuses[cls]
+        return exc.status
 
     def get_upload(self, upload_id):
         """The user's upload, of this endpoint's protocol; anybody else's is a 404, as if

@@ -34,7 +34,16 @@ class UploadAdmin(admin.ModelAdmin):
         ("Dates", {"fields": ["created", "updated", "expiry", "completed"]}),
         (
             "As the client sent it",
-            {"fields": ["protocol", "client_id", "relative_path", "name", "chunk_size"]},
+            {
+                "fields": [
+                    "protocol",
+                    "client_id",
+                    "relative_path",
+                    "name",
+                    "chunk_size",
+                    "metadata",
+                ]
+            },
         ),
     ]
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]

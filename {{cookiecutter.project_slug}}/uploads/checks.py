@@ -36,6 +36,7 @@ SETTING_ERRORS = {
         "uploads.E010",
         'A list such as ["pdf", "zip"]; in the environment, comma-separated: pdf,zip.',
     ),
+    "STAGING": ("uploads.E011", "Write local."),
 }
 
 

@@ -21,8 +21,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS = {
-    # Absolute path of the folder unfinished uploads are written to, one file
-    # each. None: var/staging in the project folder (BASE_DIR).
+    # Where unfinished uploads are kept: a name in uploads.staging.BACKENDS.
+    "STAGING": "local",
+    # Absolute path of the folder the local backend writes unfinished uploads
+    # to, one file each. None: var/staging in the project folder (BASE_DIR).
     "STAGING_DIR": None,
     # Bytes: the largest file accepted (50 GiB). Finite on purpose.
     "MAX_BYTES": 50 * 1024**3,
@@ -52,6 +54,10 @@ DEFAULTS = {
     "UPLOAD_TO": "uploads/%Y/%m/%d",
     # Alias in settings.STORAGES of the storage finished files go to.
     "STORAGE": "default",
+    # URL prefix of the proxy's internal location over MEDIA_ROOT (nginx's
+    # X-Accel-Redirect, "/protected-media/"): downloads are then handed to the
+    # proxy, which serves the file and its ranges. Empty: the worker streams it.
+    "ACCEL_REDIRECT": "",
 }
 
 # The browser clients the widget can drive, and the endpoint each one talks to.
@@ -136,6 +142,15 @@ class UploadSettings:
 
     def _clean_lock_timeout(self, value):
         return _seconds("LOCK_TIMEOUT", value)
+
+    def _clean_staging(self, value):
+        from .staging import BACKENDS  # the staging package reads these settings
+
+        if value not in BACKENDS:
+            raise ImproperlyConfigured(
+                f"UPLOADS_STAGING must be one of {', '.join(BACKENDS)}, not {value!r}."
+            )
+        return value
 
     def _clean_client(self, value):
         if value not in CLIENTS:

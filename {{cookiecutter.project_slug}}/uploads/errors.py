@@ -65,6 +65,12 @@ class TypeNotAllowed(UploadError):
     status = 415
 
 
+class FinishingFailed(UploadError):
+    """Every byte was in, but the file could not be verified or stored (upload.error says why)."""
+
+    status = 500
+
+
 class Busy(UploadError):
     """Another request holds these bytes for longer than LOCK_TIMEOUT; retry later."""
 

@@ -2,21 +2,21 @@
 What happens to uploads after their chunks: the work behind `cleanup_uploads`
 and `verify_uploads` (the commands only parse options and print).
 
-Cleanup finishes uploads whose finisher stopped (finishing.recover(): a worker
+Cleanup finishes uploads whose finisher stopped (engine.recover(): a worker
 restarted while an upload was `processing`, untouched for UPLOADS_CLEANUP_GRACE),
 then removes three kinds of debris, and nothing else:
 
 - uploads past their time: marked `expired` through engine.expire(), which takes
   the staging file's whole-file lock (so it waits for a chunk being written)
-  and re-checks the time under the row lock (a chunk that just landed keeps
-  the upload alive);
+  and expires it only if its time is still past (a chunk that just landed
+  keeps the upload alive);
 - staging entries of uploads that ended (cancelled, expired, failed, complete):
   leftovers of a crash between the database and the disk;
 - staging entries no upload owns, once older than UPLOADS_CLEANUP_GRACE, since
   an upload's file is created a moment before its record is committed.
 
 A staging entry belongs to the upload whose id (32 hex digits) its name starts
-with (staging.py's `<id>.part`, and any sidecar such as `<id>.info`). Files are
+with (the local staging backend's `<id>.part`; anything else named so counts as its too). Files are
 removed under their lock, taken without waiting: a file somebody holds is in
 use and left for the next run. Finished files in storage are never touched.
 Two copies may run at once: each counts only what its own unlink removed.
@@ -36,8 +36,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from . import engine, finishing, locks, staging
+from . import engine, locks, staging
 from .conf import upload_settings
+from .engine import transitions
 from .errors import Busy
 from .models import Upload
 
@@ -89,7 +90,7 @@ def cleanup(*, older_than=timedelta(0), dry_run=False, now=None, log=None):
 def _recover_stalled(report, before, dry_run, log):
     stalled = Upload.objects.filter(status=Status.PROCESSING, updated__lt=before)
     for upload in stalled.iterator():
-        if dry_run or finishing.recover(upload, stalled_before=before):
+        if dry_run or engine.recover(upload, stalled_before=before):
             report.recovered.append(upload)
             log(
                 f"{_would(dry_run, 'finished')} upload {upload.pk} ({upload.filename!r}) "
@@ -100,7 +101,7 @@ def _recover_stalled(report, before, dry_run, log):
 def _expire_uploads(report, before, dry_run, log):
     due = Upload.objects.filter(status=Status.UPLOADING, expires__lte=before).order_by("expires")
     for upload in due.iterator():
-        freed = _disk_usage(staging.path_for(upload))
+        freed = _disk_usage(staging.backend.path_for(upload))
         if dry_run:
             expired = True
         else:
@@ -113,7 +114,9 @@ def _expire_uploads(report, before, dry_run, log):
         if expired:
             report.expired.append(upload)
             if freed:
-                report.removed.append(Removal(str(staging.path_for(upload)), freed, "expired"))
+                report.removed.append(
+                    Removal(str(staging.backend.path_for(upload)), freed, "expired")
+                )
             log(
                 f"{_would(dry_run, 'expired')} upload {upload.pk} ({upload.filename!r}), "
                 f"{freed} bytes staged"
@@ -121,7 +124,7 @@ def _expire_uploads(report, before, dry_run, log):
 
 
 def _remove_debris(report, now, older_than, dry_run, log):
-    folder = staging.directory()
+    folder = staging.backend.directory()
     try:
         # Listed before the database is asked, so a record committed in between is seen.
         entries = list(os.scandir(folder))
@@ -286,9 +289,7 @@ def verify(upload):
     if problem is not None and problem.kind != "unreadable":
         error = f"verify_uploads, {timezone.now():%Y-%m-%d %H:%M}: {problem.message}"
         # Only a still-complete upload: two verifiers mark it once.
-        Upload.objects.filter(pk=upload.pk, status=Status.COMPLETE).update(
-            status=Status.FAILED, error=error, updated=timezone.now()
-        )
+        transitions.move(upload, Status.COMPLETE, Status.FAILED, error=error)
     return problem
 
 

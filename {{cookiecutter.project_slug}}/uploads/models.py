@@ -72,6 +72,11 @@ class Upload(models.Model):
     filename = models.CharField(max_length=255, help_text="The name the client gave.")
     name = models.CharField(max_length=255, help_text="The cleaned name the file is stored under.")
     relative_path = models.CharField(max_length=1024, blank=True)
+    metadata = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the client said about the file (tus Upload-Metadata), as it said it.",
+    )
     size = models.BigIntegerField(
         null=True,
         blank=True,
@@ -108,7 +113,14 @@ class Upload(models.Model):
         return self.filename
 
     def get_absolute_url(self):
-        return reverse("uploads:api-detail", args=[self.id])
+        """
+        The upload's row on the upload page, for a person (the admin's "View
+        on site"): it shows the status whatever it is, with the download link
+        once complete. The download itself would start a transfer of what may
+        be many gigabytes from a click meant to look; the JSON API is for
+        programs (representation.upload_json gives its URL).
+        """
+        return f"{reverse('uploads:index')}#upload-{self.id}"
 
     def get_download_url(self):
         return reverse("uploads:download", args=[self.id])

@@ -11,6 +11,8 @@ flow.js and resumable.js send their parameters before the file, so by the time
 the file part starts the caller knows where its bytes go.
 """
 
+from django.utils.http import parse_header_parameters
+
 from .errors import BadRequest
 
 BLOCK_SIZE = 1024 * 1024
@@ -21,28 +23,24 @@ MAX_FIELDS = 64
 MAX_FIELD_BYTES = 4096
 
 
+def header_parameters(value, header):
+    """
+    The parameters of a header value (`type; key=value; ...`), through Django's
+    own parser: it keeps a `;` inside a quoted value, unescapes quotes, and
+    decodes RFC 2231 `filename*=UTF-8''...` into `filename`.
+    """
+    try:
+        return parse_header_parameters(value)[1]
+    except ValueError as exc:  # an unknown RFC 2231 charset, or (Django 6) a value too long
+        raise BadRequest(f"the multipart {header} cannot be read: {exc}") from None
+
+
 def boundary_from(content_type):
     """The boundary parameter of a multipart Content-Type, as bytes."""
-    for param in content_type.split(";")[1:]:
-        key, _, value = param.strip().partition("=")
-        if key.strip().lower() == "boundary":
-            value = value.strip().strip('"')
-            if 0 < len(value) <= 200:
-                return value.encode("latin-1", "replace")
-    raise BadRequest("the multipart Content-Type has no valid boundary")
-
-
-def _parse_disposition(value):
-    """name and filename from a Content-Disposition header value."""
-    params = {}
-    for item in value.split(";")[1:]:
-        key, sep, val = item.strip().partition("=")
-        if sep:
-            val = val.strip()
-            if len(val) >= 2 and val[0] == val[-1] == '"':
-                val = val[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-            params[key.strip().lower()] = val
-    return params.get("name"), params.get("filename")
+    boundary = header_parameters(content_type, "Content-Type").get("boundary", "")
+    if not 0 < len(boundary) <= 200:
+        raise BadRequest("the multipart Content-Type has no valid boundary")
+    return boundary.encode("latin-1", "replace")
 
 
 class Part:
@@ -51,8 +49,10 @@ class Part:
     def __init__(self, reader, headers):
         self._reader = reader
         self.headers = headers
-        disposition = headers.get("content-disposition", "")
-        self.name, self.filename = _parse_disposition(disposition)
+        disposition = header_parameters(
+            headers.get("content-disposition", ""), "Content-Disposition"
+        )
+        self.name, self.filename = disposition.get("name"), disposition.get("filename")
         self.done = False
 
     def read(self, size=BLOCK_SIZE):

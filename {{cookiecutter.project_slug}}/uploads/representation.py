@@ -1,5 +1,7 @@
 """The JSON an upload is shown as, in chunk responses and the status API."""
 
+from django.urls import reverse
+
 
 def upload_json(upload):
     complete = upload.status == upload.Status.COMPLETE
@@ -13,7 +15,7 @@ def upload_json(upload):
         "received_bytes": upload.received_bytes,
         "sha256": upload.sha256 if complete else None,
         "download_url": upload.get_download_url() if complete else None,
-        "url": upload.get_absolute_url(),
+        "url": reverse("uploads:api-detail", args=[upload.id]),
         "error": upload.error or None,
         "created": upload.created.isoformat(),
         "updated": upload.updated.isoformat(),

@@ -1,9 +1,14 @@
 """The upload pages and downloads."""
 
-from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, render
+from urllib.parse import quote
 
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import FileSystemStorage
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.http import content_disposition_header
+
+from .conf import upload_settings
 from .models import Upload
 from .widgets import widget_config, widget_media
 
@@ -33,4 +38,18 @@ def download(request, upload_id):
     upload = get_object_or_404(uploads, pk=upload_id)
     if upload.status != Upload.Status.COMPLETE or not upload.file:
         raise Http404("this upload is not complete")
+    # A file in MEDIA_ROOT behind nginx: nginx serves it (and its ranges) from
+    # its internal location, so no worker thread streams it. A bucket's files
+    # are not under that location; the worker streams them.
+    if upload_settings.ACCEL_REDIRECT and isinstance(upload.file.storage, FileSystemStorage):
+        return accel_redirect(upload)
     return FileResponse(upload.file.open("rb"), as_attachment=True, filename=upload.name)
+
+
+def accel_redirect(upload):
+    """An empty answer that tells nginx which file to send, with the headers it keeps."""
+    response = HttpResponse(content_type="application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(True, upload.name)
+    location = upload_settings.ACCEL_REDIRECT.rstrip("/")
+    response["X-Accel-Redirect"] = f"{location}/{quote(upload.file.name)}"
+    return response

@@ -20,9 +20,7 @@ from ..access import UploadEndpoint
 from ..errors import BadRequest, UploadGone
 from ..multipart import read_until_file
 from ..representation import upload_json
-
-# What a chunk for a cancelled or expired upload answers (see post()).
-GONE_STATUS = 404
+from .numbers import whole_number
 
 
 @dataclass(frozen=True)
@@ -74,6 +72,9 @@ class ChunkProtocol(UploadEndpoint):
     protocol = None  # an Upload.Protocol
 
     http_method_names = ["get", "post", "options"]
+    # Cancelled or expired: flow.js and resumable.js retry a 410 forever; 404
+    # is in both clients' permanentErrors, so the file stops there.
+    error_statuses = {UploadGone: 404}
 
     def param(self, params, name, *, integer=False, required=True):
         key = self.prefix + name
@@ -88,12 +89,7 @@ class ChunkProtocol(UploadEndpoint):
             if "\x00" in value:
                 raise BadRequest(f"{key} contains a NUL character")
             return value
-        # Plain ASCII digits only: int() would also take " 12", "1_000" and "١٢".
-        if value.isascii() and value.isdigit():
-            return int(value)
-        if value[:1] == "-" and value[1:].isascii() and value[1:].isdigit():
-            raise BadRequest(f"{key} must not be negative")
-        raise BadRequest(f"{key} must be a whole number, not {value[:40]!r}")
+        return whole_number(value, key)
 
     def parse(self, params):
         chunk = Chunk(
@@ -109,7 +105,6 @@ class ChunkProtocol(UploadEndpoint):
         if len(chunk.client_id) > 255:
             raise BadRequest(f"{self.prefix}Identifier is longer than 255 characters")
         chunk.check()
-        engine.check_declared_file(chunk.filename, chunk.total_size)
         return chunk
 
     def find_or_start(self, chunk):
@@ -126,6 +121,8 @@ class ChunkProtocol(UploadEndpoint):
     def get(self, request):
         """The test request: 200 if the chunk is stored, 204 if not (never 404)."""
         chunk = self.parse(request.GET)
+        # Refused here as a chunk's POST would be (engine.find_or_start checks it there).
+        engine.check_declared_file(chunk.filename, chunk.total_size)
         upload = engine.find_active(self.user, self.protocol, chunk.client_id)
         if (
             upload is not None
@@ -138,35 +135,32 @@ class ChunkProtocol(UploadEndpoint):
 
     def post(self, request):
         content_type = request.META.get("CONTENT_TYPE", "")
-        try:
-            if content_type.lower().startswith("multipart/form-data"):
-                upload = self.receive_multipart(request, content_type)
-            else:
-                upload = self.receive_octet(request)
-        except UploadGone as exc:
-            # Cancelled or expired. flow.js and resumable.js retry a 410 forever;
-            # 404 is in both clients' permanentErrors, so the file stops there.
-            raise UploadGone(exc.message, status=GONE_STATUS) from None
+        if content_type.lower().startswith("multipart/form-data"):
+            upload = self.receive_multipart(request, content_type)
+        else:
+            upload = self.receive_octet(request)
         return JsonResponse(upload_json(upload))
 
     def receive_octet(self, request):
         chunk = self.parse(request.GET)
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or "")
-        except ValueError:
-            raise BadRequest("an octet chunk needs a Content-Length header") from None
+        length = request.META.get("CONTENT_LENGTH")
+        if not length:
+            raise BadRequest("an octet chunk needs a Content-Length header")
+        length = whole_number(length, "Content-Length")
         if length != chunk.current_size:
             raise BadRequest(
                 f"the body has {length} bytes but {self.prefix}CurrentChunkSize is "
                 f"{chunk.current_size}"
             )
-        upload = self.find_or_start(chunk)
-        return engine.receive(upload, chunk.offset, chunk.current_size, request)
+        return self.write(chunk, request)
 
     def receive_multipart(self, request, content_type):
         # Some clients (resumable.js) repeat the parameters in the query string.
         query = {key: request.GET[key] for key in request.GET if key.startswith(self.prefix)}
         fields, part = read_until_file(request, content_type, query)
         chunk = self.parse(fields)
+        return self.write(chunk, part)
+
+    def write(self, chunk, stream):
         upload = self.find_or_start(chunk)
-        return engine.receive(upload, chunk.offset, chunk.current_size, part)
+        return engine.write(upload, engine.Piece(chunk.offset, chunk.current_size, stream))

@@ -20,11 +20,18 @@ from django.http import JsonResponse
 
 from .. import engine
 from ..access import UploadEndpoint
-from ..conf import upload_settings
-from ..errors import BadRequest, OffsetMismatch, UploadError
+from ..errors import (
+    BadRequest,
+    NotAuthenticated,
+    OffsetMismatch,
+    UploadError,
+    UploadGone,
+    UploadNotFound,
+)
 from ..models import Upload
 from ..multipart import read_until_file
 from ..representation import upload_json
+from .numbers import whole_number
 
 CONTENT_RANGE = re.compile(r"bytes (?P<start>\d+)-(?P<end>\d+)/(?P<total>\d+)", re.ASCII)
 MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -42,14 +49,20 @@ def response_data(upload):
 class ChunkedEndpoint(UploadEndpoint):
     http_method_names = ["post"]
     protocol = Upload.Protocol.CHUNKED
+    # django-chunked-upload answers 400 for all a client got wrong but 404 and 410.
+    error_statuses = {
+        UploadError: 400,
+        NotAuthenticated: 403,
+        UploadNotFound: 404,
+        UploadGone: 410,
+    }
 
-    def error_response(self, exc):
-        data = {"error": exc.message, "detail": exc.message}
+    def error_data(self, exc):
         if isinstance(exc, OffsetMismatch):
-            data["offset"] = exc.offset
-        # django-chunked-upload answers 400 for all a client got wrong but 404 and 410.
-        status = exc.status if exc.status in (403, 404, 410) or exc.status >= 500 else 400
-        return JsonResponse(data, status=status)
+            # django-chunked-upload's words, and the offset to carry on from.
+            message = f"Offsets do not match: {exc.message}"
+            return {"error": message, "detail": message, "offset": exc.offset}
+        return {"error": exc.message, "detail": exc.message}
 
 
 class ContentRangeView(ChunkedEndpoint):
@@ -68,44 +81,28 @@ class ContentRangeView(ChunkedEndpoint):
 
     def receive(self, request, upload_id, part):
         upload = self.get_upload(upload_id) if upload_id else None
-        if upload is not None:
-            engine.check_open(upload)
-            if upload.status != Upload.Status.UPLOADING:
-                raise BadRequest(f'Upload has already been marked as "{upload.status}"')
         match = CONTENT_RANGE.fullmatch(request.META.get("HTTP_CONTENT_RANGE", ""))
         if not match:
             raise BadRequest(
                 "Error in request headers: Content-Range must read bytes START-END/TOTAL"
             )
-        start, end, total = (int(match[name]) for name in ("start", "end", "total"))
-        if total > upload_settings.MAX_BYTES:
-            raise BadRequest(f"Size of file exceeds the limit ({upload_settings.MAX_BYTES} bytes)")
+        start, end, total = (
+            whole_number(match[name], f"Content-Range {name.upper()}")
+            for name in ("start", "end", "total")
+        )
         if not start <= end < total:
             raise BadRequest(
                 f"Content-Range bytes {start}-{end}/{total} is not a range of the file"
             )
+        # Chunks come in order; the whole file waits for complete/ and its md5.
+        piece = engine.Piece(start, end - start + 1, part, in_order=True, hold=True)
         if upload is None:
-            if start != 0:
-                raise OffsetMismatch("Offsets do not match: a new upload starts at 0", offset=0)
-            upload = engine.start(
-                self.user, Upload.Protocol.CHUNKED, filename=part.filename, size=total
+            return engine.start_with(
+                self.user, self.protocol, piece, filename=part.filename, size=total
             )
-            try:
-                return self.append(upload, start, end, part)
-            except UploadError:
-                engine.cancel(upload)  # a first chunk that failed leaves nothing behind
-                raise
         if total != upload.size:
             raise BadRequest(f"the total size changed from {upload.size} to {total}")
-        return self.append(upload, start, end, part)
-
-    def append(self, upload, start, end, part):
-        try:
-            return engine.append(upload, start, end - start + 1, part, finish_when_whole=False)
-        except OffsetMismatch as exc:
-            raise OffsetMismatch(
-                f"Offsets do not match: {exc.message}", offset=exc.offset
-            ) from None
+        return engine.write(upload, piece)
 
 
 class CompleteView(ChunkedEndpoint):
@@ -117,10 +114,5 @@ class CompleteView(ChunkedEndpoint):
             raise BadRequest("Both 'upload_id' and 'md5' are required")
         if not MD5_HEX.match(md5):
             raise BadRequest("md5 must be 32 hexadecimal digits")
-        upload = self.get_upload(upload_id)
-        if upload.status == Upload.Status.COMPLETE:
-            raise BadRequest("Upload has already been marked as complete")
-        upload = engine.complete(upload, expected={"md5": md5})
-        if upload.status != Upload.Status.COMPLETE:
-            raise UploadError(upload.error or f"the upload is {upload.status}", status=500)
+        upload = engine.complete(self.get_upload(upload_id), expected={"md5": md5})
         return JsonResponse(response_data(upload))

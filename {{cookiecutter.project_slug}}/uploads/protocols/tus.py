@@ -6,15 +6,14 @@ expiration and checksum extensions.
 `POST /uploads/tus/` makes an upload with engine.start(); the upload's id is
 the one in its URL, `/uploads/tus/<id>`, and in the status API. `HEAD` tells
 how many bytes the server has, `PATCH` appends bytes at that offset through
-engine.append(), keeping what arrived of a body that was cut off, and `DELETE`
+engine.write(), keeping what arrived of a body that was cut off, and `DELETE`
 cancels. A client that does not know the file's size yet creates the upload
 with `Upload-Defer-Length: 1` and sends `Upload-Length` with a later PATCH;
-engine.append() checks and records it. Not implemented, so not advertised:
+engine.write() checks and records it. Not implemented, so not advertised:
 concatenation.
 """
 
 import base64
-import binascii
 import io
 import logging
 import re
@@ -26,8 +25,9 @@ from django.utils.http import http_date
 from .. import engine
 from ..access import UploadEndpoint
 from ..conf import upload_settings
-from ..errors import BadRequest, TooLarge, TypeNotAllowed, UploadError
+from ..errors import BadRequest, NotAuthenticated, TypeNotAllowed, UploadError
 from ..models import Upload
+from .numbers import whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +59,7 @@ class ChecksumAlgorithmNotSupported(BadRequest):
 def non_negative(value, header):
     if value is None or value == "":
         raise BadRequest(f"the {header} header is missing")
-    # ASCII digits only: isdigit() alone takes "²", which int() refuses.
-    if not (value.isascii() and value.isdigit()):
-        raise BadRequest(f"{header} must be a whole number of bytes, not {value[:40]!r}")
-    return int(value)
+    return whole_number(value, header)
 
 
 def creation_length(meta):
@@ -93,12 +90,29 @@ def parse_metadata(header):
             raise BadRequest(f"Upload-Metadata key {key[:40]!r} is not printable ASCII")
         if key in metadata:
             raise BadRequest(f"Upload-Metadata has the key {key!r} twice")
+        if not value.strip():
+            metadata[key] = None
+            continue
         try:
-            raw = base64.b64decode(value.strip(), validate=True) if value.strip() else None
-            metadata[key] = raw.decode("utf-8") if raw is not None else None
-        except (binascii.Error, UnicodeDecodeError):
+            text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except ValueError:
+            # binascii.Error, UnicodeDecodeError, and the ValueError b64decode
+            # raises for a non-ASCII str: WSGI hands headers over as latin-1.
             raise BadRequest(f"Upload-Metadata {key!r} is not base64 of UTF-8 text") from None
+        if "\x00" in text:
+            # Stored in a JSONField: PostgreSQL refuses NUL in jsonb text.
+            raise BadRequest(f"Upload-Metadata {key!r} contains a NUL character")
+        metadata[key] = text
     return metadata
+
+
+def format_metadata(metadata):
+    """The inverse of parse_metadata(), for HEAD: a key without a value stays a bare key."""
+    return ",".join(
+        key if value is None else f"{key} {base64.b64encode(value.encode()).decode('ascii')}"
+        # Sorted: PostgreSQL's jsonb does not keep the client's order.
+        for key, value in sorted(metadata.items())
+    )
 
 
 def parse_checksum(header):
@@ -111,7 +125,7 @@ def parse_checksum(header):
         )
     try:
         return algorithm, base64.b64decode(value.strip(), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII str (a latin-1 header)
         raise BadRequest("the Upload-Checksum digest is not valid base64") from None
 
 
@@ -119,8 +133,15 @@ class TusView(UploadEndpoint):
     """`/uploads/tus/` (OPTIONS, POST) and `/uploads/tus/<id>` (HEAD, PATCH, DELETE)."""
 
     http_method_names = ["options", "post", "head", "patch", "delete"]
-    unauthenticated_status = 401
     protocol = Upload.Protocol.TUS
+    # The statuses tus gives its own: VersionNotSupported is 412 and
+    # ChecksumMismatch 460 of themselves.
+    error_statuses = {NotAuthenticated: 401}
+    error_headers = {
+        NotAuthenticated: {"WWW-Authenticate": 'Bearer realm="uploads"'},
+        VersionNotSupported: {"Tus-Version": TUS_VERSION},
+        ChecksumAlgorithmNotSupported: {"Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS)},
+    }
 
     def dispatch(self, request, *args, **kwargs):
         # For clients and proxies that can only send GET and POST.
@@ -138,16 +159,6 @@ class TusView(UploadEndpoint):
             response = super().dispatch(request, *args, **kwargs)
         response["Tus-Resumable"] = TUS_VERSION
         response["Cache-Control"] = "no-store"
-        return response
-
-    def error_response(self, exc):
-        response = super().error_response(exc)
-        if isinstance(exc, VersionNotSupported):
-            response["Tus-Version"] = TUS_VERSION
-        if exc.status == 401:
-            response["WWW-Authenticate"] = 'Bearer realm="uploads"'
-        if isinstance(exc, ChecksumAlgorithmNotSupported):
-            response["Tus-Checksum-Algorithm"] = ",".join(CHECKSUM_ALGORITHMS)
         return response
 
     def get_upload(self, upload_id):
@@ -170,8 +181,6 @@ class TusView(UploadEndpoint):
         if "HTTP_UPLOAD_CONCAT" in request.META:
             raise BadRequest("the concatenation extension is not supported")
         size = creation_length(request.META)
-        if size is not None and size > upload_settings.MAX_BYTES:
-            raise TooLarge(f"Upload-Length {size} is over Tus-Max-Size {upload_settings.MAX_BYTES}")
         metadata = parse_metadata(request.META.get("HTTP_UPLOAD_METADATA", ""))
         # Uppy sends `name` as well; tus-js-client and tuspy send what they are given.
         filename = metadata.get("filename") or metadata.get("name")
@@ -182,14 +191,16 @@ class TusView(UploadEndpoint):
             raise BadRequest(f"Upload-Metadata filetype {filetype[:60]!r} is not a media type")
         # As tusd does: a body is the file's first bytes only when typed as such.
         length = self.body_length(request, required=False) if self.is_offset_body(request) else 0
-        upload = engine.start(self.user, Upload.Protocol.TUS, filename=filename, size=size)
+        upload = engine.start(
+            self.user, Upload.Protocol.TUS, filename=filename, size=size, metadata=metadata
+        )
         if length or size == 0:
             try:
                 self.append(request, upload, 0, length)
             except UploadError as exc:
-                # The upload exists: the client learns its offset and carries on with PATCH.
+                # The upload exists: the client learns its offset (the engine
+                # leaves `upload` as it stands) and carries on with PATCH.
                 logger.info("upload %s: creation-with-upload stopped: %s", upload.pk, exc.message)
-                upload.refresh_from_db()
         response = HttpResponse(status=201)
         response["Location"] = request.build_absolute_uri(reverse("uploads:tus", args=[upload.id]))
         response["Upload-Expires"] = http_date(upload.expires.timestamp())
@@ -206,9 +217,10 @@ class TusView(UploadEndpoint):
             response["Upload-Defer-Length"] = "1"
         else:
             response["Upload-Length"] = str(upload.size)
-        response["Upload-Metadata"] = "filename " + base64.b64encode(
-            upload.filename.encode()
-        ).decode("ascii")
+        # Uploads made before their metadata was kept only have the name.
+        response["Upload-Metadata"] = format_metadata(
+            upload.metadata or {"filename": upload.filename}
+        )
         if upload.status == Upload.Status.UPLOADING:
             response["Upload-Expires"] = http_date(upload.expires.timestamp())
         return response
@@ -236,9 +248,10 @@ class TusView(UploadEndpoint):
         header = request.META.get("HTTP_UPLOAD_CHECKSUM")
         checksum = parse_checksum(header) if header is not None else None
         stream = request if length else io.BytesIO()
-        return engine.append(
-            upload, offset, length, stream, partial=True, checksum=checksum, size=size
+        piece = engine.Piece(
+            offset, length, stream, in_order=True, keep_cut_off=True, checksum=checksum, size=size
         )
+        return engine.write(upload, piece)
 
     def is_offset_body(self, request):
         content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()

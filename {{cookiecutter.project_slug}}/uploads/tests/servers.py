@@ -53,21 +53,21 @@ SITE_ENV_PREFIXES = ("DJANGO_", "UPLOADS_", "GUNICORN_", "DATABASE_", "AWS_")
 
 
 @contextmanager
-def postgres_database():
+def postgres_database(*, host=POSTGRES_HOST, port=POSTGRES_PORT, users=POSTGRES_USERS):
     """
     A new PostgreSQL database with a unique name, so that parallel runs never
     share one; dropped afterwards. Yields its DATABASE_URL. Skips the test when
-    the server does not answer.
+    the server does not answer (outside pytest, catch `pytest.skip.Exception`).
     """
     import psycopg
     from psycopg import sql
 
     errors = []
-    for user in POSTGRES_USERS:
+    for user in users:
         try:
             admin = psycopg.connect(
-                host=POSTGRES_HOST,
-                port=POSTGRES_PORT,
+                host=host,
+                port=port,
                 user=user,
                 dbname="postgres",
                 autocommit=True,  # CREATE DATABASE cannot run in a transaction
@@ -78,14 +78,14 @@ def postgres_database():
             errors.append(f"{user}: {str(exc).strip()}")
     else:
         pytest.skip(
-            f"PostgreSQL at {POSTGRES_HOST}:{POSTGRES_PORT} is not reachable with trust "
+            f"PostgreSQL at {host}:{port} is not reachable with trust "
             f"authentication ({'; '.join(errors)})"
         )
     name = f"test_uploads_{uuid.uuid4().hex}"
     with admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         try:
-            yield f"postgres://{user}@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+            yield f"postgres://{user}@{host}:{port}/{name}"
         finally:
             # FORCE: a worker that outlived its master may still hold a connection.
             admin.execute(
@@ -100,9 +100,14 @@ def free_port():
 
 
 class Site:
-    """The site served by gunicorn from SITE_ROOT, its files in `folder`, on the given database."""
+    """
+    The site served by gunicorn from SITE_ROOT, its files in `folder`, on the
+    given database. `behind_proxy`: configured as in production behind nginx
+    (HTTPS, X-Forwarded-Proto trusted), so it answers plain requests with a
+    redirect to HTTPS and only a proxy's (or a test's) forwarded ones directly.
+    """
 
-    def __init__(self, folder, database_url, *, workers):
+    def __init__(self, folder, database_url, *, workers, behind_proxy=False):
         self.folder = Path(folder)
         self.staging = self.folder / "staging"
         self.log = self.folder / "gunicorn.log"  # stderr: gunicorn's and Django's logging
@@ -114,7 +119,8 @@ class Site:
             "DATABASE_URL": database_url,
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DJANGO_DEBUG": "False",
-            "DJANGO_HTTPS": "False",
+            "DJANGO_HTTPS": str(behind_proxy),
+            "DJANGO_BEHIND_PROXY": str(behind_proxy),
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
             "DJANGO_MEDIA_ROOT": str(self.folder / "media"),
             "DJANGO_STATIC_ROOT": str(self.folder / "static"),
@@ -125,16 +131,30 @@ class Site:
             "DJANGO_SUPERUSER_PASSWORD": self.password,
             "DJANGO_SUPERUSER_EMAIL": "admin@example.com",
         }
+        # What a proxy in front adds: the site then serves the request itself.
+        self._probe_headers = {"X-Forwarded-Proto": "https"} if behind_proxy else {}
         self._process = None
 
-    def start(self):
+    def prepare(self):
+        """What the site needs once before it serves: its tables, static files and user."""
         for command in ("migrate", "collectstatic", "createsuperuser"):
             self._manage(command, "--noinput")
+
+    def start(self, *, prepared=False, app=None, env=None):
+        """
+        Prepare the site and serve it. `prepared` skips prepare() for a site
+        served before (the benchmark starts one gunicorn per measurement); `app`,
+        named on gunicorn's command line, overrides gunicorn.conf.py's wsgi_app
+        with every other setting kept; `env` adds to the environment of this run.
+        """
+        if not prepared:
+            self.prepare()
+        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
         with open(self.log, "wb") as stderr, open(self.access_log, "wb") as stdout:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+                command + ([app] if app else []),
                 cwd=SITE_ROOT,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=stdout,
                 stderr=stderr,
                 # Its own process group, so that stop() can reach the workers too.
@@ -158,9 +178,18 @@ class Site:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=STOP_TIMEOUT)
 
-    def login(self):
-        """A client logged in as the superuser through the login form, as a browser is."""
+    @property
+    def pid(self):
+        """The gunicorn master's process id while it runs: its workers are its children."""
+        return self._process.pid if self._process else None
+
+    def login(self, *, headers=None):
+        """
+        A client logged in as the superuser through the login form, as a browser
+        is; `headers` go with the login's requests.
+        """
         with requests.Session() as session:
+            session.headers.update(headers or {})
             login_url = f"{self.url}/accounts/login/"
             session.get(login_url, timeout=REQUEST_TIMEOUT).raise_for_status()
             response = session.post(
@@ -177,6 +206,10 @@ class Site:
             # Logging in rotates the CSRF token: take the new one.
             return Client(self.url, session.cookies.get_dict())
 
+    def manage(self, *args):
+        """Run a manage.py command on this site's settings; its standard output."""
+        return self._manage(*args)
+
     def _manage(self, *args):
         done = subprocess.run(
             [sys.executable, "manage.py", *args],
@@ -187,6 +220,7 @@ class Site:
             timeout=COMMAND_TIMEOUT,
         )
         assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stderr}"
+        return done.stdout
 
     def _wait_until_up(self):
         deadline = time.monotonic() + START_TIMEOUT
@@ -194,7 +228,9 @@ class Site:
             if self._process.poll() is not None:
                 raise AssertionError(f"gunicorn exited:\n{self.log.read_text()}")
             try:
-                requests.get(f"{self.url}/accounts/login/", timeout=1).raise_for_status()
+                requests.get(
+                    f"{self.url}/accounts/login/", headers=self._probe_headers, timeout=1
+                ).raise_for_status()
                 return
             # Refused before gunicorn binds; unanswered while its workers still import Django.
             except (requests.ConnectionError, requests.Timeout):

@@ -4,6 +4,7 @@ import io
 
 import pytest
 from django.contrib import admin
+from django.contrib.contenttypes.models import ContentType
 
 from uploads import engine
 from uploads.models import Upload
@@ -20,7 +21,7 @@ def staff(client, django_user_model):
 
 def test_the_list_shows_expiry_only_for_unfinished_uploads(client, staff):
     done = engine.start(staff, Upload.Protocol.FLOW, filename="done.txt", size=3)
-    engine.receive(done, 0, 3, io.BytesIO(b"abc"))
+    engine.write(done, engine.Piece(0, 3, io.BytesIO(b"abc")))
     done.refresh_from_db()
     going = engine.start(staff, Upload.Protocol.FLOW, filename="going.txt", size=3)
     page = client.get("/admin/uploads/upload/")
@@ -34,7 +35,7 @@ def test_the_list_shows_expiry_only_for_unfinished_uploads(client, staff):
 def test_an_upload_page_only_shows_it_in_words_a_person_reads(client, staff, django_user_model):
     owner = django_user_model.objects.create_user("carol", password="a-long-test-password")
     done = engine.start(owner, Upload.Protocol.FLOW, filename="report.pdf", size=2048)
-    engine.receive(done, 0, 2048, io.BytesIO(b"r" * 2048))
+    engine.write(done, engine.Piece(0, 2048, io.BytesIO(b"r" * 2048)))
     page = client.get(f"/admin/uploads/upload/{done.pk}/change/")
     assert page.status_code == 200
     html = page.content.decode()
@@ -58,6 +59,18 @@ def test_an_upload_page_only_shows_it_in_words_a_person_reads(client, staff, dja
 def test_a_fragmented_upload_is_summed_up_not_listed(client, staff):
     going = engine.start(staff, Upload.Protocol.FLOW, filename="gaps.bin", size=4096)
     for start in (0, 2048, 3072):
-        engine.receive(going, start, 512, io.BytesIO(b"g" * 512))
+        engine.write(going, engine.Piece(start, 512, io.BytesIO(b"g" * 512)))
     html = client.get(f"/admin/uploads/upload/{going.pk}/change/").content.decode()
     assert "3 pieces; the first missing byte is at 512\xa0bytes" in html
+
+
+def test_view_on_site_opens_the_uploads_row_on_the_upload_page(client, staff):
+    upload = engine.start(staff, Upload.Protocol.FLOW, filename="report.pdf", size=3)
+    change_page = client.get(f"/admin/uploads/upload/{upload.pk}/change/").content.decode()
+    assert "View on site" in change_page
+    content_type = ContentType.objects.get_for_model(Upload)
+    response = client.get(f"/admin/r/{content_type.pk}/{upload.pk}/")
+    assert response.status_code == 302
+    page, _, fragment = response["Location"].partition("#")
+    assert fragment == f"upload-{upload.pk}"
+    assert f'id="{fragment}"' in client.get(page).content.decode()

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.django_db
 def make(user, data=b"hello world", *, complete=True, name="hello.txt"):
     upload = engine.start(user, Upload.Protocol.FLOW, filename=name, size=len(data))
     if complete:
-        engine.receive(upload, 0, len(data), io.BytesIO(data))
+        engine.write(upload, engine.Piece(0, len(data), io.BytesIO(data)))
     else:
-        engine.receive(upload, 0, 1, io.BytesIO(data[:1]))
+        engine.write(upload, engine.Piece(0, 1, io.BytesIO(data[:1])))
     upload.refresh_from_db()
     return upload
 
@@ -73,11 +73,11 @@ def test_another_users_upload_is_404_everywhere(alice, other_user):
 
 def test_delete_cancels_and_removes_staged_bytes(alice, user):
     upload = make(user, complete=False)
-    assert staging.path_for(upload).exists()
+    assert staging.backend.path_for(upload).exists()
     assert alice.delete(f"/uploads/api/uploads/{upload.id}/").status_code == 204
     upload.refresh_from_db()
     assert upload.status == "cancelled"
-    assert not staging.path_for(upload).exists()
+    assert not staging.backend.path_for(upload).exists()
     # Cancelling again is harmless.
     assert alice.delete(f"/uploads/api/uploads/{upload.id}/").status_code == 204
 

@@ -47,6 +47,7 @@ def test_the_default_settings_pass_the_checks():
         ("UPLOADS_LOCK_TIMEOUT", "half a minute", "uploads.E009", "must be a number of seconds"),
         ("UPLOADS_LOCK_TIMEOUT", -1, "uploads.E009", "must be a number of seconds"),
         ("UPLOADS_ALLOWED_EXTENSIONS", "pdf", "uploads.E010", "must be a list of extensions"),
+        ("UPLOADS_STAGING", "ftp", "uploads.E011", "must be one of local, not 'ftp'"),
     ],
 )
 def test_a_setting_the_app_cannot_use_is_its_own_check_error(

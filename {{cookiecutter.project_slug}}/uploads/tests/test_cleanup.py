@@ -16,7 +16,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from uploads import engine, finishing, staging
+from uploads import engine, staging
+from uploads.engine import recording
 from uploads.models import Upload
 
 from .chunking import sha256
@@ -40,7 +41,8 @@ def start(user, data, *, client_id=None):
 
 
 def send(upload, data, start=0, end=100):
-    return engine.receive(upload, start, end - start, io.BytesIO(data[start:end]))
+    piece = engine.Piece(start, end - start, io.BytesIO(data[start:end]))
+    return engine.write(upload, piece)
 
 
 def age(path, seconds):
@@ -55,7 +57,7 @@ def cleanup(*args):
 
 
 def staged_names():
-    return sorted(path.name for path in staging.directory().iterdir())
+    return sorted(path.name for path in staging.backend.directory().iterdir())
 
 
 @pytest.fixture
@@ -76,17 +78,17 @@ def every_state(user):
     cancelled = start(user, data, client_id="cancelled")
     engine.cancel(cancelled)
     # A crash between the database and the disk left its file behind.
-    staging.path_for(cancelled).write_bytes(b"c" * 100)
+    staging.backend.path_for(cancelled).write_bytes(b"c" * 100)
 
-    orphan = staging.directory() / f"{uuid.uuid4().hex}.part"  # its record is gone
+    orphan = staging.backend.directory() / f"{uuid.uuid4().hex}.part"  # its record is gone
     orphan.write_bytes(b"o" * 5000)
     age(orphan, HOURS_AGO)
-    junk = staging.directory() / "leftover-folder"
+    junk = staging.backend.directory() / "leftover-folder"
     junk.mkdir()
     (junk / "piece").write_bytes(b"j" * 10)
     age(junk / "piece", HOURS_AGO)
     age(junk, HOURS_AGO)
-    fresh = staging.directory() / f"{uuid.uuid4().hex}.part"  # an upload starting right now
+    fresh = staging.backend.directory() / f"{uuid.uuid4().hex}.part"  # an upload starting right now
     fresh.write_bytes(b"f" * 10)
 
     return {
@@ -97,7 +99,7 @@ def every_state(user):
         "orphan": orphan,
         "junk": junk,
         "fresh": fresh,
-        "kept": sorted([staging.path_for(within).name, fresh.name]),
+        "kept": sorted([staging.backend.path_for(within).name, fresh.name]),
     }
 
 
@@ -107,7 +109,11 @@ def test_removes_exactly_the_debris_and_a_second_run_nothing_more(every_state):
     before = staged_names()
     usage = sum(
         os.lstat(path).st_blocks * 512
-        for path in [staging.path_for(s["expired"]), staging.path_for(s["cancelled"]), s["orphan"]]
+        for path in [
+            staging.backend.path_for(s["expired"]),
+            staging.backend.path_for(s["cancelled"]),
+            s["orphan"],
+        ]
     ) + sum(os.lstat(path).st_blocks * 512 for path in [s["junk"], s["junk"] / "piece"])
 
     dry = cleanup("--dry-run")
@@ -142,7 +148,7 @@ def test_the_upload_within_its_time_still_completes_after_cleanup(user):
     data = b"w" * 300
     upload = start(user, data)
     send(upload, data, 0, 100)
-    age(staging.path_for(upload), 30 * 86400)  # however old the file looks
+    age(staging.backend.path_for(upload), 30 * 86400)  # however old the file looks
     cleanup("--older-than", "0s")
     send(upload, data, 100, 200)
     send(upload, data, 200, 300)
@@ -157,9 +163,9 @@ def test_older_than_spares_uploads_that_expired_recently(user):
     send(upload, data)
     Upload.objects.filter(pk=upload.pk).update(expires=timezone.now() - timezone.timedelta(hours=1))
     assert "Expired 0 upload(s)" in cleanup("--older-than", "2h")
-    assert staging.path_for(upload).exists()
+    assert staging.backend.path_for(upload).exists()
     assert "Expired 1 upload(s)" in cleanup("--older-than", "30m")
-    assert not staging.path_for(upload).exists()
+    assert not staging.backend.path_for(upload).exists()
 
 
 def test_an_expired_upload_whose_chunk_is_being_written_is_left_alone(user, settings):
@@ -169,12 +175,12 @@ def test_an_expired_upload_whose_chunk_is_being_written_is_left_alone(user, sett
     send(upload, data)
     Upload.objects.filter(pk=upload.pk).update(expires=timezone.now() - timezone.timedelta(1))
     # A chunk's request holds its bytes, as a gunicorn worker would.
-    with staging.open_locked(upload, 100, 100):
+    with staging.backend.open_locked(upload, 100, 100):
         out = cleanup()
     assert "Expired 0 upload(s)" in out and "Skipped 1 in use" in out
     upload.refresh_from_db()
     assert upload.status == Status.UPLOADING
-    assert staging.path_for(upload).exists()
+    assert staging.backend.path_for(upload).exists()
     assert "Expired 1 upload(s)" in cleanup()
 
 
@@ -216,10 +222,10 @@ def test_bad_options_and_an_unreachable_database_exit_non_zero(tmp_path):
 def _stalled(user, data=b"s" * 300):
     """An upload whose worker died right after receiving the last byte."""
     upload = engine.start(user, Upload.Protocol.FLOW, filename="stalled.bin", size=len(data))
-    engine.receive(upload, 0, 200, io.BytesIO(data[:200]))
-    with staging.open_locked(upload, 200, 100) as fd:
-        staging.write_at(fd, 200, io.BytesIO(data[200:]), 100)
-        assert engine._record(upload, 200, 300)  # now `processing`; finish() never ran
+    engine.write(upload, engine.Piece(0, 200, io.BytesIO(data[:200])))
+    with staging.backend.open_locked(upload, 200, 100) as fd:
+        assert staging.backend.write(fd, 200, io.BytesIO(data[200:]), 100) == (100, False)
+        assert recording.record(upload, 200, 300)  # now `processing`; finish() never ran
     Upload.objects.filter(pk=upload.pk).update(updated=timezone.now() - timezone.timedelta(hours=2))
     return upload
 
@@ -233,20 +239,20 @@ def test_an_upload_whose_finisher_stopped_is_finished_once(user):
     upload.refresh_from_db()
     assert upload.status == Status.COMPLETE
     assert upload.sha256 == sha256(b"s" * 300)
-    assert not staging.path_for(upload).exists()
+    assert not staging.backend.path_for(upload).exists()
     assert "Finished" not in cleanup()
 
 
 def test_a_finish_still_at_work_is_left_alone(user):
     upload = _stalled(user)
-    with staging.open_locked(upload):  # the finisher holds the file
-        finishing.recover(upload, stalled_before=timezone.now())
+    with staging.backend.open_locked(upload):  # the finisher holds the file
+        engine.recover(upload, stalled_before=timezone.now())
     assert Upload.objects.get(pk=upload.pk).status == Status.PROCESSING
 
 
 def test_a_stalled_finish_without_its_bytes_is_marked_failed(user):
     upload = _stalled(user)
-    staging.remove(upload)
+    staging.backend.remove(upload)
     cleanup()
     upload.refresh_from_db()
     assert upload.status == Status.FAILED

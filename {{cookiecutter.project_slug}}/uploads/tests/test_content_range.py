@@ -112,7 +112,26 @@ ERRORS = [
         400,
         "headers",
     ),
-    ("over the size limit", lambda c, u: send_chunk(c, DATA, 0, total=10**15), 400, "limit"),
+    (
+        "over the size limit",
+        lambda c, u: send_chunk(c, DATA, 0, total=10**15),
+        400,
+        "largest accepted",
+    ),
+    (
+        "thousands of digits",
+        lambda c, u: send_chunk(
+            c, DATA, CHUNK, u, headers={"HTTP_CONTENT_RANGE": f"bytes 5000-{'9' * 5000}/12550"}
+        ),
+        400,
+        "Content-Range END is too large",
+    ),
+    (
+        "past 64 bits",
+        lambda c, u: send_chunk(c, DATA, CHUNK, u, total=2**63),
+        400,
+        "Content-Range TOTAL is too large",
+    ),
     (
         "total changed",
         lambda c, u: send_chunk(c, DATA, CHUNK, u, total=len(DATA) + 1),
@@ -176,3 +195,27 @@ def test_another_users_upload_is_404(alice, other_user):
 
 def test_without_credentials_403(client):
     assert send_chunk(client, DATA, 0).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "disposition, filename",
+    [
+        (b'form-data; name="file"; filename="report;v2.pdf"', "report;v2.pdf"),
+        (b'form-data; name="file"; filename="the \\"final\\" cut.mp4"', 'the "final" cut.mp4'),
+        (b"form-data; name=\"file\"; filename*=UTF-8''%C3%A9t%C3%A9%202026.mp4", "été 2026.mp4"),
+    ],
+    ids=["semicolon", "escaped-quotes", "rfc2231"],
+)
+def test_the_file_keeps_the_name_its_form_part_gives(alice, disposition, filename):
+    body = b"--B\r\nContent-Disposition: " + disposition + b"\r\n\r\n" + DATA + b"\r\n--B--\r\n"
+    response = alice.generic(
+        "POST",
+        "/uploads/chunked/",
+        body,
+        content_type="multipart/form-data; boundary=B",
+        HTTP_CONTENT_RANGE=f"bytes 0-{len(DATA) - 1}/{len(DATA)}",
+    )
+    assert response.status_code == 200, response.content
+    upload = Upload.objects.get(pk=response.json()["upload_id"])
+    assert upload.filename == filename
+    assert upload.name.endswith(filename.rsplit(".", 1)[1]), "the extension is kept"

@@ -63,3 +63,33 @@ def test_only_the_upload_endpoints_answer_cors(settings):
     settings.CORS_ALLOWED_ORIGINS = [APP]
     assert "Access-Control-Allow-Origin" not in preflight(APP, "/admin/")
     assert preflight(APP, "/uploads/api/uploads/")["Access-Control-Allow-Origin"] == APP
+
+
+def test_every_tus_header_the_site_answers_is_readable_cross_origin(settings, user):
+    """A header the tus view answers but tus_headers.RESPONSE_HEADERS lacks fails here."""
+    settings.CORS_ALLOWED_ORIGINS = [APP]
+    _, token = tokens.create(user, "app")
+    tus = {
+        "HTTP_ORIGIN": APP,
+        "HTTP_AUTHORIZATION": f"Bearer {token}",
+        "HTTP_TUS_RESUMABLE": "1.0.0",
+    }
+    answers = [
+        Client().options("/uploads/tus/", **tus),
+        Client().post(
+            "/uploads/tus/",
+            HTTP_UPLOAD_DEFER_LENGTH="1",
+            HTTP_UPLOAD_METADATA="filename YS50eHQ=",
+            **tus,
+        ),
+    ]
+    answers.append(Client().head(answers[1]["Location"], **tus))
+    exposed = {h.strip().lower() for h in answers[1]["Access-Control-Expose-Headers"].split(",")}
+    sent = {
+        name.lower()
+        for answer in answers
+        for name in answer.headers
+        if name.lower().startswith(("upload-", "tus-")) or name.lower() == "location"
+    }
+    assert len(sent) >= 8, sent
+    assert sent <= exposed, sent - exposed

@@ -10,6 +10,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from uploads import engine, staging
+from uploads.engine import recording
 from uploads.errors import BadRequest, ChunkConflict, TooLarge, TypeNotAllowed, UploadGone
 from uploads.models import Upload
 from uploads.signals import upload_completed, upload_failed, upload_started
@@ -56,7 +57,8 @@ def begin(user, data, chunk_size, **kw):
 
 def send(upload, data, chunk_size, number):
     start, end = chunk_bounds(len(data), chunk_size, number)
-    return engine.receive(upload, start, end - start, io.BytesIO(data[start:end]))
+    piece = engine.Piece(start, end - start, io.BytesIO(data[start:end]))
+    return engine.write(upload, piece)
 
 
 def stored_bytes(upload):
@@ -92,7 +94,7 @@ def test_any_order_with_repeats_gives_the_file_once(
     assert upload.received_bytes == len(data)
     assert stored_bytes(upload) == data
     assert signals["completed"].count(upload.pk) == 1
-    assert not staging.path_for(upload).exists()
+    assert not staging.backend.path_for(upload).exists()
 
 
 def test_a_chunk_that_would_change_received_bytes_is_refused(user):
@@ -101,7 +103,7 @@ def test_a_chunk_that_would_change_received_bytes_is_refused(user):
     send(upload, data, 256, 2)
     with pytest.raises(ChunkConflict):
         # Bytes 100-400 straddle the received chunk 256-512.
-        engine.receive(upload, 100, 300, io.BytesIO(b"x" * 300))
+        engine.write(upload, engine.Piece(100, 300, io.BytesIO(b"x" * 300)))
     send(upload, data, 256, 1)
     send(upload, data, 256, 3)
     send(upload, data, 256, 4)
@@ -113,7 +115,7 @@ def test_a_repeated_chunk_is_not_written_again(user, tmp_path):
     upload = begin(user, data, 100)
     send(upload, data, 100, 1)
     # Same place, other bytes: drained, not written.
-    engine.receive(upload, 0, 100, io.BytesIO(b"z" * 100))
+    engine.write(upload, engine.Piece(0, 100, io.BytesIO(b"z" * 100)))
     send(upload, data, 100, 2)
     assert stored_bytes(upload) == data
 
@@ -131,7 +133,7 @@ def test_started_is_sent_once_when_the_record_is_committed(
 
 def test_an_empty_file_completes(user, signals):
     upload = begin(user, b"", 1024)
-    engine.receive(upload, 0, 0, io.BytesIO(b""))
+    engine.write(upload, engine.Piece(0, 0, io.BytesIO(b"")))
     upload.refresh_from_db()
     assert upload.status == Status.COMPLETE
     assert upload.sha256 == sha256(b"")
@@ -142,9 +144,9 @@ def test_a_short_chunk_is_refused_and_not_counted(user):
     data = b"x" * 300
     upload = begin(user, data, 100)
     with pytest.raises(BadRequest, match="ended after 50 bytes"):
-        engine.receive(upload, 0, 100, io.BytesIO(b"x" * 50))
+        engine.write(upload, engine.Piece(0, 100, io.BytesIO(b"x" * 50)))
     with pytest.raises(BadRequest, match="longer than"):
-        engine.receive(upload, 0, 100, io.BytesIO(b"x" * 150))
+        engine.write(upload, engine.Piece(0, 100, io.BytesIO(b"x" * 150)))
     upload.refresh_from_db()
     assert upload.received_bytes == 0
     assert upload.received_ranges == []
@@ -159,7 +161,7 @@ def test_limits_are_checked_before_anything_is_kept(user, settings):
         begin(user, b"x" * 10, 100, filename="a.exe")
     assert begin(user, b"x" * 10, 100, filename="notes.txt").name == "notes.txt"
     assert Upload.objects.count() == 1
-    assert [p.name for p in staging.directory().iterdir()] == [
+    assert [p.name for p in staging.backend.directory().iterdir()] == [
         f"{Upload.objects.get().id.hex}.part"
     ]
 
@@ -177,12 +179,12 @@ def test_cancel_removes_staged_bytes_and_refuses_later_chunks(user, signals):
     data = b"x" * 300
     upload = begin(user, data, 100)
     send(upload, data, 100, 1)
-    assert staging.path_for(upload).exists()
+    assert staging.backend.path_for(upload).exists()
     engine.cancel(upload)
-    assert not staging.path_for(upload).exists()
+    assert not staging.backend.path_for(upload).exists()
     with pytest.raises(UploadGone):
         send(upload, data, 100, 2)
-    assert not staging.path_for(upload).exists()
+    assert not staging.backend.path_for(upload).exists()
     engine.cancel(upload)  # again: nothing more happens
     upload.refresh_from_db()
     assert upload.status == Status.CANCELLED
@@ -191,7 +193,7 @@ def test_cancel_removes_staged_bytes_and_refuses_later_chunks(user, signals):
 
 def test_a_complete_upload_cannot_be_cancelled(user):
     upload = begin(user, b"abc", 10)
-    engine.receive(upload, 0, 3, io.BytesIO(b"abc"))
+    engine.write(upload, engine.Piece(0, 3, io.BytesIO(b"abc")))
     with pytest.raises(ChunkConflict):
         engine.cancel(upload)
     assert stored_bytes(upload) == b"abc"
@@ -206,7 +208,7 @@ def test_an_expired_upload_refuses_its_chunk_then_the_retry_starts_afresh(user, 
         begin(user, data, 100, client_id="again")
     first.refresh_from_db()
     assert first.status == Status.EXPIRED
-    assert not staging.path_for(first).exists()
+    assert not staging.backend.path_for(first).exists()
     # The client's retry (same identifier) gets a new upload.
     second = begin(user, data, 100, client_id="again")
     assert second.pk != first.pk
@@ -217,7 +219,7 @@ def test_finishing_failure_is_recorded_and_signalled(user, signals):
     upload = begin(user, data, 100)
     send(upload, data, 100, 1)
     # A stray byte past the end, behind the engine's back: the size check catches it.
-    with open(staging.path_for(upload), "r+b") as f:
+    with open(staging.backend.path_for(upload), "r+b") as f:
         f.seek(250)
         f.write(b"!")
     send(upload, data, 100, 2)
@@ -230,7 +232,7 @@ def test_finishing_failure_is_recorded_and_signalled(user, signals):
 
 def test_clean_names_are_stored(user):
     upload = begin(user, b"abc", 10, filename="../../etc/pa\x07ss wd.txt")
-    engine.receive(upload, 0, 3, io.BytesIO(b"abc"))
+    engine.write(upload, engine.Piece(0, 3, io.BytesIO(b"abc")))
     upload.refresh_from_db()
     assert upload.filename == "../../etc/pa\x07ss wd.txt"
     assert upload.name == "pass wd.txt"
@@ -255,7 +257,7 @@ def test_a_late_copy_of_a_chunk_goes_to_the_finished_upload(user, signals):
     assert again.pk == upload.pk
     assert send(again, data, 1024, 2).status == Status.COMPLETE
     assert Upload.objects.count() == 1
-    assert list(staging.directory().iterdir()) == []
+    assert list(staging.backend.directory().iterdir()) == []
     assert signals["completed"] == [upload.pk]
     # After the window, the same identifier starts a new upload.
     Upload.objects.filter(pk=upload.pk).update(
@@ -265,12 +267,12 @@ def test_a_late_copy_of_a_chunk_goes_to_the_finished_upload(user, signals):
 
 
 def test_a_deferred_size_is_recorded_once_even_by_racing_requests(user):
-    """append() checks a late size before writing; _record() again under the row lock."""
+    """write() checks a late size before writing; record() again in its conditional UPDATE."""
     upload = engine.start(user, Upload.Protocol.TUS, filename="stream.bin", size=None)
     stale = Upload.objects.get(pk=upload.pk)  # read before another request gives the size
-    engine.append(upload, 0, 3, io.BytesIO(b"abc"), size=10)
+    engine.write(upload, engine.Piece(0, 3, io.BytesIO(b"abc"), in_order=True, size=10))
     with pytest.raises(BadRequest, match="size is 10 bytes; it cannot change to 12"):
-        engine._record(stale, 3, 3, size=12)
+        recording.record(stale, 3, 3, size=12)
     upload.refresh_from_db()
     assert (upload.size, upload.received_bytes, upload.status) == (10, 3, Status.UPLOADING)
 
@@ -297,8 +299,8 @@ def test_by_default_the_last_chunk_answers_processing_and_a_thread_finishes(
 def test_a_chunk_for_an_upload_deleted_meanwhile_is_refused_not_a_crash(user):
     """The admin deletes an upload while one of its chunks is on its way."""
     upload = engine.find_or_start(user, "flow", "deleted", filename="d.bin", size=20, chunk_size=10)
-    engine.receive(upload, 0, 10, io.BytesIO(b"a" * 10))
+    engine.write(upload, engine.Piece(0, 10, io.BytesIO(b"a" * 10)))
     Upload.objects.filter(pk=upload.pk).delete()
     with pytest.raises(UploadGone, match="deleted"):
-        engine.receive(upload, 10, 10, io.BytesIO(b"b" * 10))
+        engine.write(upload, engine.Piece(10, 10, io.BytesIO(b"b" * 10)))
     assert not Upload.objects.exists()

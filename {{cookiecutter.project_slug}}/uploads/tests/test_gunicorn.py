@@ -25,7 +25,7 @@ WORKERS = 4
 PARALLEL_CHUNKS = 4  # per file, as flow.js's simultaneousUploads
 CHUNK_SIZE = 256 * 1024
 MB = 1024 * 1024
-# The line finishing.finish() logs once per upload, after the file is in storage.
+# The line engine/finishing.py's finish() logs once per upload, after the file is in storage.
 COMPLETE_LINE = re.compile(r"upload ([0-9a-f-]{36}) complete: ")
 
 

@@ -92,3 +92,39 @@ def test_a_long_field_is_refused():
     with pytest.raises(BadRequest, match="longer than"):
         for part in MultipartReader(io.BytesIO(body({"a": b"x" * 5000}, b"")), BOUNDARY):
             part.read_small(4096)
+
+
+def file_part(disposition):
+    """A body of one file part whose Content-Disposition is `disposition` (bytes)."""
+    return (
+        b"--" + BOUNDARY + b"\r\nContent-Disposition: " + disposition + b"\r\n\r\nabc\r\n"
+        b"--" + BOUNDARY + b"--\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "disposition, name, filename",
+    [
+        (b'form-data; name="file"; filename="report;v2.pdf"', "file", "report;v2.pdf"),
+        (b'form-data; name="file"; filename="say \\"hi\\".txt"', "file", 'say "hi".txt'),
+        (b"form-data; name=\"file\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf", "file", "résumé.pdf"),
+        # What browsers send: a plain fallback first, the exact name after it.
+        (
+            b'form-data; name="file"; filename="resume.pdf"; '
+            b"filename*=UTF-8''r%C3%A9sum%C3%A9.pdf",
+            "file",
+            "résumé.pdf",
+        ),
+        (b'form-data; name="a;b"', "a;b", None),
+    ],
+    ids=["semicolon", "escaped-quotes", "rfc2231", "rfc2231-after-fallback", "field-name"],
+)
+def test_content_disposition_is_read_as_django_reads_it(disposition, name, filename):
+    (part,) = MultipartReader(io.BytesIO(file_part(disposition)), BOUNDARY)
+    assert (part.name, part.filename) == (name, filename)
+
+
+def test_an_unknown_rfc2231_charset_is_refused():
+    data = file_part(b"form-data; name=\"file\"; filename*=no-such-charset''x.txt")
+    with pytest.raises(BadRequest, match="Content-Disposition"):
+        read_all(io.BytesIO(data), 1024, 1024)

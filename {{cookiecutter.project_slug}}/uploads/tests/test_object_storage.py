@@ -90,7 +90,7 @@ def test_a_finished_upload_is_streamed_into_the_bucket(alice, bucket):
     upload = Upload.objects.get(pk=body["id"])
     stored = bucket.get_object(Bucket=BUCKET, Key=upload.file.name)
     assert stored["Body"].read() == data
-    assert not any(staging.directory().iterdir()), "the staging file was left behind"
+    assert not any(staging.backend.directory().iterdir()), "the staging file was left behind"
 
     downloaded = alice.get(body["download_url"])
     assert downloaded.status_code == 200

@@ -2,6 +2,7 @@
 
 import os
 import random
+from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
@@ -34,7 +35,7 @@ def data_of(size, seed=0):
 
 
 def staged_files():
-    folder = staging.directory()
+    folder = staging.backend.directory()
     return sorted(os.listdir(folder)) if folder.exists() else []
 
 
@@ -122,6 +123,8 @@ BAD_INPUT = [
     ("NUL in the file name", {"Filename": "a\x00.bin"}, None, 400, "NUL"),
     ("NUL in the identifier", {"Identifier": "a\x00"}, None, 400, "NUL"),
     ("negative total", {"TotalSize": "-5"}, None, 400, "must not be negative"),
+    ("total past 64 bits", {"TotalSize": str(2**63)}, None, 400, "TotalSize is too large"),
+    ("a thousand digits", {"ChunkSize": "1" * 1000}, None, 400, "ChunkSize is too large"),
     ("chunk number zero", {"ChunkNumber": 0}, None, 400, "starts at 1"),
     ("chunk number past the end", {"ChunkNumber": 9}, None, 400, "out of range"),
     ("zero chunk size", {"ChunkSize": 0}, None, 400, "at least 1"),
@@ -198,6 +201,39 @@ def test_a_multipart_body_without_the_file_field_is_400(alice, protocol):
     response = alice.post(url, params(prefix, data_of(CHUNK), 1, chunk_size=CHUNK))
     assert response.status_code == 400
     assert "no file field" in response.json()["error"]
+
+
+def test_an_octet_chunk_needs_a_content_length_of_plain_digits(alice, protocol):
+    prefix, url = protocol
+    data = data_of(10)
+    query = urlencode(params(prefix, data, 1, chunk_size=CHUNK))
+    # int() reads "1_0" as 10.
+    response = alice.generic(
+        "POST",
+        f"{url}?{query}",
+        data,
+        content_type="application/octet-stream",
+        CONTENT_LENGTH="1_0",
+    )
+    assert response.status_code == 400
+    assert "Content-Length must be a whole number" in response.json()["error"]
+    assert Upload.objects.count() == 0
+
+
+def test_a_file_part_named_only_by_rfc2231_is_the_chunk(alice, protocol):
+    prefix, url = protocol
+    data = data_of(10)
+    body = b"".join(
+        b'--B\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+        % (key.encode(), str(value).encode())
+        for key, value in params(prefix, data, 1, chunk_size=CHUNK).items()
+    )
+    # filename*= alone, without a plain filename= beside it, still marks the file part.
+    body += b'--B\r\nContent-Disposition: form-data; name="file"; '
+    body += b"filename*=UTF-8''r%C3%A9sum%C3%A9.bin\r\n\r\n" + data + b"\r\n--B--\r\n"
+    response = alice.generic("POST", url, body, content_type="multipart/form-data; boundary=B")
+    assert response.status_code == 200, response.content
+    assert Upload.objects.get().sha256 == sha256(data)
 
 
 def test_a_truncated_multipart_body_is_400(alice, protocol):

@@ -113,6 +113,21 @@ def test_a_file_in_three_patches_is_the_same_upload_everywhere(alice, user):
     assert Upload.objects.get(pk=upload_id).owner == user
 
 
+def test_head_gives_back_all_the_metadata_the_client_sent(alice, admin_client):
+    sent = {"filename": "café.pdf", "filetype": "application/pdf", "tag": "Q3 report, final"}
+    metadata = ",".join(f"{key} {b64(value)}" for key, value in sent.items()) + ",draft"
+    path = path_of(create(alice, metadata=metadata))
+    change_page = admin_client.get(f"/admin/uploads/upload/{path.rsplit('/', 1)[1]}/change/")
+    assert "Q3 report, final" in change_page.content.decode(), "the admin shows it too"
+    echoed = alice.head(path, **TUS)["Upload-Metadata"]
+    pairs = dict(item.partition(" ")[::2] for item in echoed.split(","))
+    assert {key: base64.b64decode(value).decode() for key, value in pairs.items()} == {
+        **sent,
+        "draft": "",
+    }
+    assert "draft" in echoed.split(","), "a key without a value stays a bare key"
+
+
 def test_creation_with_upload_and_an_empty_file(alice):
     response = create(alice, data=DATA[:1000], content_type=OCTETS)
     assert response.status_code == 201
@@ -224,7 +239,25 @@ ERRORS = [
         400,
         "Upload-Offset",
     ),
-    ("negative offset", lambda c, p: patch(c, p, "-1", b"x"), 400, "whole number"),
+    ("negative offset", lambda c, p: patch(c, p, "-1", b"x"), 400, "must not be negative"),
+    (
+        "offset past 64 bits",
+        lambda c, p: patch(c, p, "9223372036854775808", b"x"),
+        400,
+        "Upload-Offset is too large",
+    ),
+    (
+        "a length of a thousand digits",
+        lambda c, p: patch(c, p, 0, b"x", HTTP_UPLOAD_LENGTH="9" * 1000),
+        400,
+        "Upload-Length is too large",
+    ),
+    (
+        "a checksum with latin-1 bytes",
+        lambda c, p: patch(c, p, 0, b"x", HTTP_UPLOAD_CHECKSUM="sha1 \xe9t\xe9"),
+        400,
+        "base64",
+    ),
     ("past the length", lambda c, p: patch(c, p, 0, DATA + b"x"), 413, "length"),
     (
         "unknown checksum algorithm",
@@ -246,9 +279,17 @@ ERRORS = [
         "not an upload id",
     ),
     ("no Upload-Length", lambda c, p: c.post("/uploads/tus/", **TUS), 400, "Upload-Length"),
-    ("too large", lambda c, p: create(c, size=10**15), 413, "Tus-Max-Size"),
+    ("too large", lambda c, p: create(c, size=10**15), 413, "largest accepted"),
     ("no filename", lambda c, p: create(c, metadata=f"filetype {b64('a/b')}"), 400, "filename"),
     ("metadata not base64", lambda c, p: create(c, metadata="filename %%%"), 400, "base64"),
+    # WSGI gives a header's bytes as latin-1 text: these are bytes 0xC3 0xA9.
+    ("metadata not ASCII", lambda c, p: create(c, metadata="filename \xc3\xa9"), 400, "base64"),
+    (
+        "metadata with a NUL",
+        lambda c, p: create(c, metadata=f"filename {b64('a.txt')},note {b64(chr(0))}"),
+        400,
+        "NUL",
+    ),
     (
         "bad filetype",
         lambda c, p: create(c, metadata=f"filename {b64('a.txt')},filetype {b64('nonsense')}"),

@@ -18,7 +18,7 @@ def stored(user, data):
     upload = engine.find_or_start(
         user, Upload.Protocol.FLOW, uuid.uuid4().hex, filename="f.bin", size=len(data)
     )
-    engine.receive(upload, 0, len(data), io.BytesIO(data))
+    engine.write(upload, engine.Piece(0, len(data), io.BytesIO(data)))
     upload.refresh_from_db()
     assert upload.status == Status.COMPLETE
     return upload

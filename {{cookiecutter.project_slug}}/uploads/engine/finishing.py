@@ -3,25 +3,25 @@ Finishing an upload once every byte is in: verify its size, compute its
 SHA-256 in one read pass (and any checksum the client claims, in the same
 pass), move the file into storage, record it and send upload_completed.
 
-The engine calls finish_soon() from the one request whose chunk completed the
+writing.py calls finish_soon() from the one request whose chunk completed the
 file (the upload is then `processing`). cleanup_uploads calls recover() for an
-upload whose finisher stopped, and the Content-Range adapter finishes through
-engine.complete(), which checks the client's md5 here.
+upload whose finisher stopped, and the Content-Range adapter finishes a held
+upload through complete(), which checks the client's md5 here.
 """
 
 import logging
-import os
 import threading
 
 from django import db
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from . import staging
-from .conf import upload_settings
-from .errors import BadRequest, Busy
-from .models import Upload
-from .signals import upload_completed, upload_failed
+from .. import staging
+from ..conf import upload_settings
+from ..errors import BadRequest, Busy, FinishingFailed
+from ..models import Upload
+from . import ending, transitions
 
 logger = logging.getLogger(__name__)
 
@@ -69,30 +69,26 @@ def finish(upload, *, expected=None):
     try:
         # The lock is held until the file is in storage: recover() takes a
         # file nobody holds for one whose finisher stopped.
-        with staging.open_locked(upload) as fd:
-            on_disk = os.fstat(fd).st_size
-            if on_disk != upload.size:
-                raise ValueError(f"the staged file has {on_disk} bytes, not {upload.size}")
-            digests, read = staging.digests_of(fd, upload.size, {"sha256", *expected})
+        with staging.backend.open_locked(upload) as handle:
+            staged_size = staging.backend.size(handle)
+            if staged_size != upload.size:
+                raise ValueError(f"the staged file has {staged_size} bytes, not {upload.size}")
+            digests, read = staging.backend.digests(handle, upload.size, {"sha256", *expected})
             if read != upload.size:
                 raise ValueError(f"read {read} bytes of {upload.size} while hashing")
             digest = digests["sha256"]
             wrong = [name for name, value in expected.items() if digests[name] != value]
             if not wrong:
-                staged = staging.StagedFile(upload)
+                staged = staging.backend.staged_file(upload)
                 try:
                     # A rename on the same file system (FileSystemStorage), a stream otherwise.
                     upload.file.save(upload.name, staged, save=False)
                 finally:
                     staged.close()
-                staging.remove(upload)
+                staging.backend.remove(upload)
     except Exception as exc:
         logger.exception("upload %s could not be finished", upload.pk)
-        upload.status = Status.FAILED
-        upload.error = f"finishing failed: {exc}"
-        upload.updated = timezone.now()
-        upload.save(update_fields=["status", "error", "updated"])
-        upload_failed.send(sender=Upload, upload=upload, error=upload.error)
+        transitions.move(upload, Status.PROCESSING, Status.FAILED, error=f"finishing failed: {exc}")
         return upload
     if wrong:
         _reopen(
@@ -103,13 +99,15 @@ def finish(upload, *, expected=None):
                 for name in wrong
             ),
         )
-    now = timezone.now()
-    upload.sha256 = digest
-    upload.status = Status.COMPLETE
-    upload.completed = upload.updated = now
-    upload.save(update_fields=["sha256", "status", "completed", "updated", "file"])
-    logger.info("upload %s complete: %d bytes, sha256 %s", upload.pk, upload.size, digest)
-    upload_completed.send(sender=Upload, upload=upload)
+    if transitions.move(
+        upload,
+        Status.PROCESSING,
+        Status.COMPLETE,
+        sha256=digest,
+        file=upload.file.name,
+        completed=timezone.now(),
+    ):
+        logger.info("upload %s complete: %d bytes, sha256 %s", upload.pk, upload.size, digest)
     return upload
 
 
@@ -129,17 +127,14 @@ def recover(upload, *, stalled_before):
     if not claimed:
         return False
     try:
-        with staging.open_locked(upload, timeout=0):
+        with staging.backend.open_locked(upload, timeout=0):
             pass  # nobody is finishing it
     except Busy:
         return False
-    except FileNotFoundError:
-        upload.refresh_from_db()
-        upload.status = Status.FAILED
-        upload.error = "finishing stopped after the staged bytes were gone; upload it again"
-        upload.save(update_fields=["status", "error"])
-        logger.warning("upload %s could not be recovered: %s", upload.pk, upload.error)
-        upload_failed.send(sender=Upload, upload=upload, error=upload.error)
+    except staging.Gone:
+        error = "finishing stopped after the staged bytes were gone; upload it again"
+        if transitions.move(upload, Status.PROCESSING, Status.FAILED, error=error):
+            logger.warning("upload %s could not be recovered: %s", upload.pk, error)
         return True
     upload.refresh_from_db()
     logger.info("upload %s: finishing again, its finisher stopped", upload.pk)
@@ -149,7 +144,28 @@ def recover(upload, *, stalled_before):
 
 def _reopen(upload, error):
     """A whole file whose checksum failed goes back to `uploading`, with the reason."""
-    upload.status, upload.error, upload.updated = Status.UPLOADING, error, timezone.now()
-    upload.save(update_fields=["status", "error", "updated"])
+    transitions.move(upload, Status.PROCESSING, Status.UPLOADING, error=error)
     logger.warning("upload %s not finished: %s", upload.pk, error)
     raise BadRequest(error)
+
+
+def complete(upload, *, expected=None):
+    """
+    Finish an upload held for an explicit complete (Piece(hold=True)),
+    checking the whole file against `expected` ({hashlib name: hex}) in
+    finish()'s pass. `upload` is as the caller just read it. Raises
+    FinishingFailed when the file could not be finished (upload.error says why).
+    """
+    ending.check_open(upload)
+    if not transitions.move(
+        upload, Status.UPLOADING, Status.PROCESSING, where={"received_bytes": F("size")}, error=""
+    ):
+        upload.refresh_from_db(fields=["status", "received_bytes", "size", "expires"])
+        ending.check_not_ended(upload)
+        if upload.status != Status.UPLOADING:
+            raise BadRequest(f"the upload is already {upload.status}")
+        raise BadRequest(f"the upload has {upload.received_bytes} of its {upload.size} bytes")
+    upload = finish(upload, expected=expected)
+    if upload.status != Status.COMPLETE:
+        raise FinishingFailed(upload.error or f"the upload is {upload.status}")
+    return upload

@@ -3,7 +3,7 @@ The statements every chunk runs, written once.
 
 A chunk finds its upload, reads the upload's progress (status, received
 ranges, size) under the byte-range lock and again before recording, and
-records its range with a conditional UPDATE (engine.py says why): four
+records its range with a conditional UPDATE (recording.py says why): four
 statements, of three kinds. The ORM
 builds and compiles each of these anew on every call, which for one-row
 statements costs ten times what the database does (0.2 to 0.6 ms of Python
@@ -20,7 +20,7 @@ import functools
 
 from django.db import connections, router
 
-from .models import Upload
+from ..models import Upload
 
 _meta = Upload._meta
 

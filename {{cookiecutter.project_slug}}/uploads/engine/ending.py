@@ -1,0 +1,101 @@
+"""
+Ending an unfinished upload early: its owner cancels it, or its time runs out.
+Either way its staged bytes go and its record stays (transitions.EDGES).
+"""
+
+import logging
+
+from django.utils import timezone
+
+from .. import staging
+from ..conf import upload_settings
+from ..errors import ChunkConflict, UploadGone
+from ..models import Upload
+from . import transitions
+
+logger = logging.getLogger(__name__)
+
+Status = Upload.Status
+PROGRESS = ["status", "expires", "updated", "received_ranges", "received_bytes"]
+
+
+def check_open(upload):
+    """
+    Raise unless the upload still takes bytes; one past its time is expired
+    first. Holds no lock: expire() takes the staging file's.
+    """
+    if upload.status == Status.UPLOADING and upload.expires <= timezone.now():
+        expire(upload)
+    check_not_ended(upload)
+
+
+def check_not_ended(upload):
+    """UploadGone for an upload that ended before it was whole: the client starts again."""
+    if upload.status == Status.EXPIRED:
+        raise UploadGone(expired_message(upload))
+    if upload.status in (Status.CANCELLED, Status.FAILED):
+        raise UploadGone(f"this upload is {upload.status}; start it again")
+
+
+def cancel(upload):
+    """
+    Cancel an unfinished upload and remove its staged bytes. Cancelling it
+    again is no error; an upload being finished or complete is left as it is,
+    and ChunkConflict says so.
+    """
+    if transitions.move(upload, Status.UPLOADING, Status.CANCELLED):
+        return upload
+    try:
+        upload.refresh_from_db(fields=["status"])
+    except Upload.DoesNotExist:
+        raise UploadGone("this upload was deleted") from None
+    if upload.status == Status.PROCESSING:
+        raise ChunkConflict("the upload is being finished and can no longer be cancelled")
+    if upload.status == Status.COMPLETE:
+        raise ChunkConflict("a complete upload cannot be cancelled")
+    return upload
+
+
+def expire(upload, *, before=None):
+    """
+    Mark an unfinished upload whose time ran out (by `before`, default now)
+    `expired`, remove its staged bytes and send upload_expired, once.
+
+    It takes the staging file's whole-file lock first, so it waits for any chunk
+    being written; a chunk that landed in the meantime moved `expires` on, the
+    conditional UPDATE does not apply, and the upload lives. Raises Busy when a
+    chunk holds the file for longer than LOCK_TIMEOUT. Idempotent; returns the
+    upload with its current status.
+    """
+    expire_if_due(upload, before=before)
+    return upload
+
+
+def expire_if_due(upload, *, before=None):
+    """expire(), answering whether this call expired the upload (cleanup_uploads counts)."""
+    before = before or timezone.now()
+    try:
+        with staging.backend.open_locked(upload):
+            expired = _mark_expired(upload, before)
+    except staging.Gone:
+        # No staged bytes (never written, or already removed): only the record.
+        expired = _mark_expired(upload, before)
+    if expired:
+        logger.info("upload %s expired: its time ran out at %s", upload.pk, upload.expires)
+    return expired
+
+
+def _mark_expired(upload, before):
+    """UPLOADING -> EXPIRED if still past its time; True if this call moved it."""
+    if transitions.move(upload, Status.UPLOADING, Status.EXPIRED, where={"expires__lte": before}):
+        return True
+    # Another request moved it first, or a chunk moved `expires` on: as it is now.
+    upload.refresh_from_db(fields=PROGRESS)
+    return False
+
+
+def expired_message(upload):
+    return (
+        f"this upload expired at {upload.expires.isoformat()}: no chunk arrived for "
+        f"{upload_settings.EXPIRATION}; start it again"
+    )

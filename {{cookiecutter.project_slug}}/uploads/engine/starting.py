@@ -1,0 +1,211 @@
+"""
+Finding an upload for a chunk, or starting one: the declared file is checked
+here, before any byte is kept.
+"""
+
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import staging
+from ..conf import upload_settings
+from ..errors import (
+    BadRequest,
+    ChunkConflict,
+    OffsetMismatch,
+    TooLarge,
+    TypeNotAllowed,
+    UploadError,
+    UploadGone,
+)
+from ..filenames import clean_filename, extension
+from ..models import Upload
+from . import ending, statements, transitions, writing
+
+Status = Upload.Status
+
+# How long after an upload completes a chunk with its identifier is taken for a
+# late copy of one of its chunks (a retry whose first answer was lost, or a
+# duplicate that raced the last chunk) rather than the start of a new upload.
+LATE_CHUNK_WINDOW = timedelta(minutes=10)
+
+
+def check_declared_file(filename, size):
+    """
+    Refuse a file by its declared name and size, before any byte is kept.
+    size None: not known yet (tus creation-defer-length); writing checks it later.
+    """
+    if not filename or not filename.strip():
+        raise BadRequest("the file name is empty")
+    if len(filename) > 255:
+        raise BadRequest("the file name is longer than 255 characters")
+    if "\x00" in filename:
+        # Kept as data, the original name must fit every database; PostgreSQL
+        # refuses NUL in text.
+        raise BadRequest("the file name contains a NUL character")
+    if size is not None:
+        check_size(size)
+    allowed = upload_settings.ALLOWED_EXTENSIONS
+    if allowed and extension(filename) not in allowed:
+        raise TypeNotAllowed(
+            f"files of type {extension(filename) or '(none)'!r} are not accepted; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def check_size(size):
+    if size < 0:
+        raise BadRequest("the total size is negative")
+    if size > upload_settings.MAX_BYTES:
+        raise TooLarge(
+            f"the file is {size} bytes; the largest accepted is {upload_settings.MAX_BYTES} bytes"
+        )
+
+
+def find_active(owner, protocol, client_id):
+    """The owner's unfinished upload with this client identifier, or None."""
+    return statements.active_upload(owner.pk, protocol, client_id)
+
+
+def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None, relative_path=""):
+    """
+    The active upload for (owner, protocol, client_id), created on the first
+    chunk. Parallel first chunks race to create it; the unique constraint
+    lets one win and the others use its row.
+    """
+    check_declared_file(filename, size)
+    upload = find_active(owner, protocol, client_id)
+    if (
+        upload is not None
+        and upload.expires <= timezone.now()
+        and upload.status == Status.UPLOADING
+    ):
+        # Refused, not silently restarted: a client carrying on from the middle
+        # of the file would fill a new upload that can never complete. Once
+        # expired, the identifier is free, so the client's retry starts afresh.
+        ending.expire(upload)
+        if upload.status == Status.EXPIRED:
+            raise UploadGone(ending.expired_message(upload))
+    if upload is None:
+        upload = _just_completed(owner, protocol, client_id, size, chunk_size)
+    if upload is None:
+        try:
+            with transaction.atomic():
+                upload = _create(
+                    owner,
+                    protocol,
+                    client_id=client_id,
+                    filename=filename,
+                    size=size,
+                    chunk_size=chunk_size,
+                    relative_path=relative_path,
+                )
+        except IntegrityError:
+            upload = find_active(owner, protocol, client_id) or _just_completed(
+                owner, protocol, client_id, size, chunk_size
+            )
+            if upload is None:  # it was cancelled in between
+                raise ChunkConflict("the upload changed state; retry the chunk") from None
+    if upload.size != size:
+        raise BadRequest(f"the total size changed from {upload.size} to {size} between chunks")
+    if chunk_size is not None and upload.chunk_size != chunk_size:
+        raise BadRequest(
+            f"the chunk size changed from {upload.chunk_size} to {chunk_size} between chunks"
+        )
+    return upload
+
+
+def _just_completed(owner, protocol, client_id, size, chunk_size):
+    """
+    The upload of this very file that completed moments ago, if any. A chunk
+    for it is drained and answered with the finished upload (writing sees
+    every byte received), instead of starting an upload that could never
+    complete. Sending the same file again after the window starts afresh.
+    """
+    if not client_id:
+        return None
+    return (
+        Upload.objects.filter(
+            owner=owner,
+            protocol=protocol,
+            client_id=client_id,
+            size=size,
+            chunk_size=chunk_size,
+            status=Status.COMPLETE,
+            completed__gte=timezone.now() - LATE_CHUNK_WINDOW,
+        )
+        .order_by("-completed")
+        .first()
+    )
+
+
+def start(
+    owner,
+    protocol,
+    *,
+    filename,
+    size,
+    client_id="",
+    chunk_size=None,
+    relative_path="",
+    metadata=None,
+):
+    """
+    Create an upload's record and its empty staging file. size None defers the
+    file's size: a later piece with a size gives it, and until then the upload
+    cannot complete and takes bytes up to UPLOADS_MAX_BYTES. metadata: what the
+    client said of the file, kept whole (tus's Upload-Metadata, for HEAD).
+    """
+    check_declared_file(filename, size)
+    return _create(
+        owner,
+        protocol,
+        filename=filename,
+        size=size,
+        client_id=client_id,
+        chunk_size=chunk_size,
+        relative_path=relative_path,
+        metadata=metadata,
+    )
+
+
+def _create(
+    owner, protocol, *, filename, size, client_id, chunk_size, relative_path, metadata=None
+):
+    now = timezone.now()
+    upload = Upload.objects.create(
+        owner=owner,
+        protocol=protocol,
+        client_id=client_id,
+        filename=filename,
+        name=clean_filename(filename),
+        relative_path=relative_path[:1024],
+        size=size,
+        chunk_size=chunk_size,
+        metadata=metadata or {},
+        created=now,
+        updated=now,
+        expires=now + upload_settings.EXPIRATION,
+    )
+    staging.backend.create(upload)
+    transitions.started(upload)
+    return upload
+
+
+def start_with(owner, protocol, first, *, filename, size):
+    """
+    Start an upload with its first bytes, `first` (a writing.Piece), for a
+    protocol whose first request carries them and whose client learns the
+    upload's id only from a successful answer (Content-Range). If they are
+    refused, the upload is cancelled: the client, which never got its id,
+    starts again, and nothing of this one stays in use.
+    """
+    if first.in_order and first.offset != 0:
+        raise OffsetMismatch("a new upload starts at 0", offset=0)
+    upload = start(owner, protocol, filename=filename, size=size)
+    try:
+        return writing.write(upload, first)
+    except UploadError:
+        ending.cancel(upload)
+        raise

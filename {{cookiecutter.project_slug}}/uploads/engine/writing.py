@@ -1,0 +1,198 @@
+"""
+Writing a piece of a file: the one path every protocol's bytes take.
+
+A protocol adapter describes its bytes as a Piece: where they go, and the few
+things protocols differ in (in order or at their own offset, what a cut-off
+body means, a checksum of the piece, whether a whole file waits for an
+explicit complete). write() checks the piece against the upload's record,
+writes it through staging under a byte-range lock and records it.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from .. import ranges, staging
+from ..conf import upload_settings
+from ..errors import (
+    BadRequest,
+    ChecksumMismatch,
+    ChunkConflict,
+    OffsetMismatch,
+    TooLarge,
+    UploadGone,
+)
+from ..models import Upload
+from . import ending, finishing, recording, starting
+
+logger = logging.getLogger(__name__)
+
+Status = Upload.Status
+
+
+@dataclass(frozen=True)
+class Piece:
+    """`length` bytes read from `stream`, for bytes [offset, offset + length) of a file."""
+
+    offset: int
+    length: int
+    stream: Any
+    # False: the bytes go at their offset, in any order, maybe more than once
+    # (flow.js, resumable.js): a copy of bytes already received is read and
+    # dropped. True: they must start where the received bytes end (tus,
+    # Content-Range), else OffsetMismatch, which carries that offset.
+    in_order: bool = False
+    # A body that stops before `length` bytes (a client cut off mid-body)
+    # keeps the bytes that arrived, so the client resumes from the server's
+    # offset (tus); otherwise a short body records nothing.
+    keep_cut_off: bool = False
+    # (hashlib name, expected digest bytes) of this piece, computed while
+    # writing; on a mismatch nothing is recorded (tus Upload-Checksum).
+    checksum: tuple[str, bytes] | None = None
+    # The whole file waits `uploading` for finishing.complete() (Content-Range's md5 step).
+    hold: bool = False
+    # The file's size, for an upload started without it (tus
+    # creation-defer-length): recorded with these bytes, once.
+    size: int | None = None
+
+    @property
+    def end(self):
+        return self.offset + self.length
+
+
+def write(upload, piece):
+    """
+    Write `piece` into the upload; returns the upload as it stands after it,
+    and leaves it so also when it raises once the record was read again.
+
+    `upload` is as the caller just read it: what may have changed since is
+    read again under the byte-range lock. The request whose piece completes
+    the file has it finished after its answer (finishing.finish_soon).
+    """
+    _check_fits(upload, piece)
+    ending.check_open(upload)
+    digest = hashlib.new(piece.checksum[0]) if piece.checksum else None
+    try:
+        with staging.backend.open_locked(upload, piece.offset, piece.length) as handle:
+            recording.reload(upload)
+            if _already_has(upload, piece):
+                return upload
+            written, cut_off = staging.backend.write(
+                handle, piece.offset, piece.stream, piece.length, digest
+            )
+            _check_body(piece, written, cut_off, digest)
+            finished = recording.record(
+                upload,
+                piece.offset,
+                piece.offset + written,
+                hold=piece.hold,
+                size=piece.size,
+                # Bytes sent in order follow the ones just read; others race
+                # with their neighbours, which record while this one is written.
+                reread=not piece.in_order,
+            )
+    except staging.Gone:
+        # The upload finished, or was cancelled or expired, since it was read.
+        recording.reload(upload)
+        if _already_has(upload, piece):
+            return upload
+        raise UploadGone("this upload's bytes are gone; start it again") from None
+    if cut_off:
+        logger.info(
+            "upload %s: body cut off after %d of %d bytes", upload.pk, written, piece.length
+        )
+        raise BadRequest(
+            f"the body ended after {written} of {piece.length} bytes; they were kept, "
+            f"resume at offset {piece.offset + written}"
+        )
+    if finished:
+        finishing.finish_soon(upload)
+    return upload
+
+
+def current_offset(upload):
+    """Where the received bytes end, for protocols that send a file in order."""
+    if upload.received_ranges and upload.received_ranges[0][0] != 0:
+        raise ChunkConflict("the received bytes do not start at 0; the upload cannot continue")
+    if len(upload.received_ranges) > 1:
+        raise ChunkConflict("the received bytes have gaps; the upload cannot continue")
+    return upload.received_ranges[0][1] if upload.received_ranges else 0
+
+
+def has_range(upload, offset, length):
+    """Whether bytes [offset, offset + length) are already received."""
+    if length == 0:
+        return upload.size == 0 and upload.status != Status.UPLOADING
+    return ranges.contains(upload.received_ranges, offset, offset + length)
+
+
+def _check_fits(upload, piece):
+    """
+    Refuse a piece that does not fit the file, before any byte is written.
+
+    A size sent late by a client that deferred it may not change once known,
+    nor be less than the bytes before the piece. While the size is unknown,
+    UPLOADS_MAX_BYTES bounds the bytes instead, so a deferred upload cannot
+    fill the disk.
+    """
+    offset, end, size = piece.offset, piece.end, piece.size
+    if offset < 0 or piece.length < 0:
+        raise BadRequest(f"bytes {offset}-{end} are not a range of the file")
+    if size is not None:
+        if upload.size is not None and size != upload.size:
+            raise BadRequest(recording.size_changed(upload.size, size))
+        starting.check_size(size)
+        if size < offset:
+            raise BadRequest(
+                f"the file's size cannot be {size} bytes: {offset} bytes were sent before these"
+            )
+    known = upload.size if size is None else size
+    if known is None and end > upload_settings.MAX_BYTES:
+        raise TooLarge(
+            f"bytes {offset}-{end} go past the largest upload accepted, "
+            f"{upload_settings.MAX_BYTES} bytes"
+        )
+    if known is not None and end > known:
+        raise TooLarge(f"bytes {offset}-{end} go past the file's length of {known} bytes")
+
+
+def _already_has(upload, piece):
+    """
+    True (after draining the piece) when the upload has these bytes already;
+    raises when it may not take them; False when they are to be written.
+    """
+    start, end = piece.offset, piece.end
+    # An empty range is "had" once the (empty) file is no longer uploading.
+    if (
+        not piece.in_order
+        and ranges.contains(upload.received_ranges, start, end)
+        and (start < end or upload.status != Status.UPLOADING)
+    ):
+        staging.drain(piece.stream, piece.length)
+        return True
+    ending.check_not_ended(upload)
+    if upload.status != Status.UPLOADING:
+        raise ChunkConflict(f"this upload is {upload.status}; it takes no more bytes")
+    if piece.in_order:
+        current = current_offset(upload)
+        if current != start:
+            raise OffsetMismatch(f"the upload's offset is {current}, not {start}", offset=current)
+    elif ranges.overlaps(upload.received_ranges, start, end):
+        raise ChunkConflict(
+            f"bytes {start}-{end} overlap bytes already received; they cannot be changed"
+        )
+    return False
+
+
+def _check_body(piece, written, cut_off, digest):
+    """Whether the bytes written may count: nothing is recorded when this raises."""
+    if not cut_off and staging.has_more(piece.stream):
+        raise BadRequest(f"the body is longer than the {piece.length} bytes declared")
+    if digest is not None and (cut_off or digest.digest() != piece.checksum[1]):
+        raise ChecksumMismatch(
+            f"the {piece.checksum[0]} checksum of the {written} bytes received does not "
+            "match Upload-Checksum; they were discarded"
+        )
+    if cut_off and not piece.keep_cut_off:
+        raise BadRequest(f"the body ended after {written} bytes; {piece.length} were declared")
