@@ -58,9 +58,9 @@ def describe_file(field_file):
         size = None
     # The object's own download view (documents link there), else the upload's:
     # storage URLs are not served (see uploads.views.download).
-    owner = field_file.instance
-    if hasattr(owner, "get_download_url"):
-        url = owner.get_download_url()
+    instance = field_file.instance
+    if hasattr(instance, "get_download_url"):
+        url = instance.get_download_url()
     else:
         upload = Upload.objects.filter(file=field_file.name).first()
         url = upload.get_download_url() if upload else ""

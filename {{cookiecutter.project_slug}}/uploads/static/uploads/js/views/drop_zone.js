@@ -17,7 +17,8 @@ export function bindDropZone(root, queue) {
   const announce = announcerOf(root);
   const choose = (files) => {
     const listed = files.filter((file) => queue.files.some((queued) => sameFile(queued, file)));
-    const text = listed.length ? t("Already in the list: %(names)s.", {names: listed.map((file) => file.name).join(", ")}) : "";
+    const names = listed.map((file) => file.name).join(", ");
+    const text = listed.length ? t("Already in the list: %(names)s.", {names}) : "";
     if (notice) notice.textContent = text;
     announce(text);
     const fresh = files.filter((file) => !listed.includes(file));
@@ -31,7 +32,8 @@ export function bindDropZone(root, queue) {
   }
   document.addEventListener("paste", (event) => {
     const files = [...(event.clipboardData ? event.clipboardData.files : [])];
-    const mine = root.contains(document.activeElement) || document.querySelectorAll("[data-upload-widget]").length === 1;
+    const mine = root.contains(document.activeElement) ||
+      document.querySelectorAll("[data-upload-widget]").length === 1;
     if (!files.length || !mine) return;
     event.preventDefault();
     choose(files);

@@ -76,7 +76,8 @@ class Row {
       button.className = "upload-button upload-button-" + action;
       button.setAttribute("data-action", action);
       button.textContent = t(LABELS[action]);
-      button.setAttribute("aria-label", t("%(action)s %(name)s", {action: t(LABELS[action]), name: this.name}));
+      const label = t("%(action)s %(name)s", {action: t(LABELS[action]), name: this.name});
+      button.setAttribute("aria-label", label);
       actions.appendChild(button);
     }
     if (state !== "uploading") {
@@ -88,7 +89,8 @@ class Row {
 
   announceState(file) {
     const words = ANNOUNCEMENTS[file.state];
-    this.announce(words ? t(words, {name: file.name, message: file.message}) : file.message && file.name + ": " + file.message);
+    if (words) this.announce(t(words, {name: file.name, message: file.message}));
+    else if (file.message) this.announce(file.name + ": " + file.message);
   }
 
   drawMessage(file) {
@@ -113,7 +115,9 @@ class Row {
     }));
     this.part("bar-fill").style.width = percent + "%";
     this.part("percent").textContent = percent + "%";
-    this.part("sent").textContent = t("%(sent)s of %(size)s", {sent: formatBytes(sent), size: formatBytes(file.size)});
+    this.part("sent").textContent = t("%(sent)s of %(size)s", {
+      sent: formatBytes(sent), size: formatBytes(file.size),
+    });
     if (file.state !== "uploading") return;
     const now = Date.now();
     this.samples.push([now, sent]);
@@ -123,7 +127,8 @@ class Row {
     if (seconds >= 0.5 && sent > sentThen) {
       const speed = (sent - sentThen) / seconds;
       this.part("speed").textContent = formatBytes(Math.round(speed)) + "/s";
-      this.part("eta").textContent = t("%(time)s left", {time: formatDuration((file.size - sent) / speed)});
+      const left = formatDuration((file.size - sent) / speed);
+      this.part("eta").textContent = t("%(time)s left", {time: left});
     }
   }
 }
@@ -162,7 +167,8 @@ export function showRows(list, queue) {
 function keepFocus(el, neighbour, list) {
   const target = [el, neighbour].find((row) => row && row.isConnected);
   if (target) {
-    (target.querySelector(".upload-actions button") || target.querySelector(".upload-name")).focus();
+    const button = target.querySelector(".upload-actions button");
+    (button || target.querySelector(".upload-name")).focus();
     return;
   }
   const widget = list.closest("[data-upload-widget]");
