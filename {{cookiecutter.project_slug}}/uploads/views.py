@@ -11,7 +11,7 @@ from django.utils.http import content_disposition_header
 
 from .conf import upload_settings
 from .models import Upload
-from .widgets import upload_limits, widget_config, widget_media
+from .widgets import widget_config, widget_media
 
 
 @login_required
@@ -27,7 +27,6 @@ def index(request):
         {
             "uploads": uploads,
             "unfinished": sum(upload.status == Upload.Status.UPLOADING for upload in uploads),
-            "limits": upload_limits(),
             "upload_config": widget_config(),
             "media": widget_media(),
         },

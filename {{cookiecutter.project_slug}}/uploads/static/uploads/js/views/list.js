@@ -132,7 +132,12 @@ export function keepListCurrent(container, api, queue) {
     const button = event.target.closest("button[data-cancel]");
     if (!button) return;
     button.disabled = true;
-    api.cancel(button.getAttribute("data-cancel")).catch(() => {}).then(refreshQuietly);
+    const id = button.getAttribute("data-cancel");
+    api.cancel(id).catch(() => {}).then(refreshQuietly).then(() => {
+      // The redrawn row has no Cancel: focus its name, never <body>.
+      const name = container.querySelector(`#upload-${id} .name`);
+      if (name && !container.contains(document.activeElement)) name.focus();
+    });
   });
 
   container.addEventListener("change", (event) => {
