@@ -27,6 +27,9 @@ const ANNOUNCEMENTS = {
   rejected: "%(name)s refused: %(message)s",
   cancelled: "%(name)s cancelled.",
 };
+// Where a file starts, and where Retry puts it: heard as "Uploading" a moment
+// later; a file queued behind others says "Waiting" in its row.
+const UNANNOUNCED = new Set(["waiting"]);
 
 const ROW_HTML =
   '<div class="upload-row-head"><span class="upload-name" tabindex="-1"></span>' +
@@ -86,6 +89,7 @@ class Row {
   }
 
   announceState(file) {
+    if (UNANNOUNCED.has(file.state)) return;
     const words = ANNOUNCEMENTS[file.state];
     if (words) this.announce(t(words, {name: file.name, message: file.message}));
     else if (file.message) this.announce(file.name + ": " + file.message);
