@@ -179,7 +179,7 @@ def test_on_a_phone_nothing_scrolls_sideways(open_page, tmp_path):
     # Every row's actions are wholly on screen, in the widget and in the list
     # below (which may be redrawn meanwhile: expect retries), and so are the
     # long names, wrapped.
-    actions = ".upload-actions button, .upload-message a, #uploads-table td.actions > *"
+    actions = ".upload-actions button, .upload-message a, #uploads-table td.actions > :not([hidden])"
     for element in tab.page.locator(f"{actions}, .upload-name, #uploads-table td.name").all():
         expect(element).to_be_in_viewport(ratio=1)
     tab.screenshot("phone-uploads.png")
@@ -309,7 +309,7 @@ def test_pasted_files_are_added_and_a_file_chosen_twice_says_so(open_page, tmp_p
     tab.wait_state("pasted.txt", "uploading")
     path = make_file(tmp_path, "twice.csv", 4 * CHUNK, "twice")
     tab.choose(path)
-    tab.wait_state("twice.csv", "uploading")
+    tab.wait_state("twice.csv", "waiting")  # behind the pasted file, held at the gate
     tab.choose(path)
     expect(tab.page.locator(".upload-notice")).to_have_text("Already in the list: twice.csv.")
     expect(tab.page.locator(".upload-row")).to_have_count(2)
