@@ -23,6 +23,9 @@ VENV_BIN = Path(sys.executable).parent
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 # Files that are copied, not rendered, and may legitimately contain braces.
 UNRENDERED = ("uploads/static/uploads/vendor/",)
+# The generated site's browser tests check each page with axe-core, pinned in
+# frontend/ (installed by `npm ci`); the site has no Node of its own.
+AXE_CORE = {"AXE_CORE_JS": str(ROOT / "frontend/node_modules/axe-core/axe.min.js")}
 # The first entry of each list is the default, as cookiecutter reads it.
 DEFAULTS = {
     key: value[0] if isinstance(value, list) else value
@@ -41,7 +44,7 @@ def run(args, cwd, env=None, timeout=900):
     result = subprocess.run(
         args,
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={**AXE_CORE, **os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

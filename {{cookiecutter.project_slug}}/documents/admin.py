@@ -13,6 +13,9 @@ class DocumentAdmin(admin.ModelAdmin):
     list_filter = ["created"]
     readonly_fields = ["owner", "created"]
 
+    class Media:
+        css = {"all": ["uploads/css/admin.css"]}
+
     @admin.display(description="file", ordering="file")
     def file_link(self, obj):
         # The download view, not the storage URL: media is not served at /media/.

@@ -49,6 +49,9 @@ class UploadAdmin(admin.ModelAdmin):
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
     actions = ["cancel_uploads"]
 
+    class Media:
+        css = {"all": ["uploads/css/admin.css"]}
+
     def has_change_permission(self, request, obj=None):
         return False
 

@@ -16,7 +16,7 @@ from .conf import upload_settings
 from .downloads import file_response
 from .errors import NotAuthenticated
 from .models import Upload
-from .widgets import upload_limits, widget_config, widget_media
+from .widgets import widget_config, widget_media
 
 
 @login_required
@@ -32,7 +32,6 @@ def index(request):
         {
             "uploads": uploads,
             "unfinished": sum(upload.status == Upload.Status.UPLOADING for upload in uploads),
-            "limits": upload_limits(),
             "upload_config": widget_config(),
             "media": widget_media(),
         },

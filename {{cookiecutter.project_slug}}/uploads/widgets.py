@@ -16,6 +16,7 @@ from django.shortcuts import resolve_url
 from django.urls import reverse
 
 from .conf import CLIENTS, upload_settings
+from .models import Upload
 from .representation import upload_json
 
 # The vendored library each client loads (uploads/static/uploads/vendor/): a
@@ -46,16 +47,6 @@ def widget_config(*, single=False):
     }
 
 
-def upload_limits():
-    """The limits every widget states, and its file inputs' `accept`."""
-    extensions = sorted(upload_settings.ALLOWED_EXTENSIONS)
-    return {
-        "max_bytes": upload_settings.MAX_BYTES,
-        "extensions": extensions,
-        "accept": ",".join(f".{extension}" for extension in extensions),
-    }
-
-
 def widget_media():
     return forms.Media(
         css={"all": ["uploads/css/uploads.css"]},
@@ -64,6 +55,23 @@ def widget_media():
             forms.Script("uploads/js/main.js", type="module"),
         ],
     )
+
+
+def describe_file(field_file):
+    """A stored file as a person reads it: its name, size and where to download it."""
+    try:
+        size = field_file.size
+    except OSError:  # gone from storage: say so by showing no size
+        size = None
+    # The object's own download view (documents link there), else the upload's:
+    # storage URLs are not served (see uploads.views.download).
+    instance = field_file.instance
+    if hasattr(instance, "get_download_url"):
+        url = instance.get_download_url()
+    else:
+        upload = Upload.objects.filter(file=field_file.name).first()
+        url = upload.get_download_url() if upload else ""
+    return {"name": field_file.name.rsplit("/", 1)[-1], "size": size, "url": url}
 
 
 class ResumableFileWidget(forms.Widget):
@@ -92,18 +100,15 @@ class ResumableFileWidget(forms.Widget):
         context["widget"].update(
             {
                 "config": config,
-                "limits": upload_limits(),
                 "config_id": f"{context['widget']['attrs'].get('id', name)}-config",
                 # An existing file (editing an object) is shown, not resent.
-                "current": current,
+                "current": current and describe_file(current),
                 "upload_id": upload_id,
             }
         )
         return context
 
     def finished_upload(self, upload_id):
-        from .models import Upload  # models import the form field, which imports this
-
         if not upload_id or self.user is None:
             return None
         try:

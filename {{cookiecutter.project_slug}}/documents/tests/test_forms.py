@@ -142,3 +142,27 @@ def test_the_admin_list_links_each_file_to_a_download_that_works(admin_client, u
     download = admin_client.get(f"/documents/{document.pk}/download/")
     assert download.status_code == 200
     assert b"".join(download.streaming_content) == DATA
+
+
+def test_the_edit_form_shows_the_current_file_by_name_size_and_link(alice, user):
+    upload = upload_for(user, name="minutes.txt")
+    document = Document.objects.create(owner=user, title="Minutes", file=upload.file.name)
+    page = alice.get(f"/documents/{document.pk}/edit/").content.decode()
+    assert (
+        f'Current file: <a href="/documents/{document.pk}/download/"><strong>minutes.txt</strong>'
+        "</a> (1.2\xa0KB)."
+    ) in page
+    assert upload.file.name not in page  # the storage path is no business of the user
+    # Gone from storage: the name is still shown, with no size, and the page works.
+    upload.file.storage.delete(upload.file.name)
+    page = alice.get(f"/documents/{document.pk}/edit/").content.decode()
+    assert "<strong>minutes.txt</strong></a>. Choose another file" in page
+
+
+def test_every_form_shows_the_limits_and_accepts_only_the_allowed_types(alice, settings):
+    settings.UPLOADS_MAX_BYTES = 5 * 1024 * 1024
+    settings.UPLOADS_ALLOWED_EXTENSIONS = ["pdf", "txt"]
+    for path in ["/documents/new/", "/uploads/"]:
+        page = alice.get(path).content.decode()
+        assert 'accept=".pdf,.txt"' in page, path
+        assert "Up to 5.0\xa0MB each; types: pdf, txt." in page, path

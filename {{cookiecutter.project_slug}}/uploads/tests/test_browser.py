@@ -91,9 +91,10 @@ def browser():
 class Page:
     """A logged-in tab on one site, collecting console errors as it goes."""
 
-    def __init__(self, browser, site):
+    def __init__(self, browser, site, **context_options):
         self.site = site
-        self.context = browser.new_context(viewport={"width": 1100, "height": 900})
+        options = {"viewport": {"width": 1100, "height": 900}, **context_options}
+        self.context = browser.new_context(**options)
         self.context.set_default_timeout(WAIT_MS)
         self.page = self.context.new_page()
         self.errors = []
@@ -175,8 +176,8 @@ class Page:
 def open_page(browser, sites):
     pages = []
 
-    def open_(client="flow.js"):
-        page = Page(browser, sites(client))
+    def open_(client="flow.js", **context_options):
+        page = Page(browser, sites(client), **context_options)
         pages.append(page)
         return page
 
@@ -336,7 +337,7 @@ def test_cancel_deletes_the_bytes_already_sent(open_page, tmp_path, sites):
     assert upload["received_bytes"] == 2 * CHUNK
     assert staged.exists()
 
-    tab.row("cancel-me.bin").get_by_role("button", name="Cancel").click()
+    tab.row("cancel-me.bin").get_by_role("button", name="Cancel cancel-me.bin").click()
     expect(tab.row("cancel-me.bin").locator(".upload-message")).to_contain_text("deleted")
     gate.open()
     assert tab.api(f"/uploads/api/uploads/{upload['id']}/")["status"] == "cancelled"
@@ -373,6 +374,7 @@ def test_the_widget_modules_load_under_their_hashed_names(open_page, tmp_path):
         "drivers/common.js",
         "drivers/flow.js",
         "drivers/resumable.js",
+        "views/announcer.js",
         "views/drop_zone.js",
         "views/list.js",
         "views/overall.js",
@@ -402,8 +404,9 @@ def test_an_unfinished_upload_is_cancelled_from_the_list(open_page, tmp_path, si
     expect(listed).to_contain_text("Interrupted")
     expect(tab.page.locator("#uploads-unfinished")).to_contain_text("1 unfinished upload")
 
-    listed.get_by_role("button", name="Cancel").click()
+    listed.get_by_role("button", name="Cancel left-behind.bin").click()
     expect(listed).to_contain_text("Cancelled")
+    expect(listed.locator("td.name")).to_be_focused()
     expect(listed.get_by_role("button", name="Cancel")).to_have_count(0)
     expect(tab.page.locator("#uploads-unfinished")).to_have_count(0)
     assert tab.api(f"/uploads/api/uploads/{upload['id']}/")["status"] == "cancelled"

@@ -250,12 +250,10 @@ def test_the_overall_bar_pauses_and_resumes_all(tab, tmp_path):
     tab.wait_state("first.bin", "uploading")
     tab.wait_state("second.bin", "waiting")
     expect(tab.row("second.bin").locator(".upload-message")).to_have_text("Waiting")
-    # Chosen again while it uploads: said so, not silently ignored.
+    # Chosen again while it uploads: said so, not silently ignored, and no second row.
     tab.choose(first)
-    again = tab.page.locator(".upload-row[data-state=rejected]")
-    expect(again).to_contain_text("Already uploading")
-    again.get_by_role("button", name="Remove").click()
-    expect(again).to_have_count(0)
+    expect(tab.page.locator(".upload-notice")).to_have_text("Already in the list: first.bin.")
+    expect(tab.page.locator(".upload-rows .upload-row")).to_have_count(2)
     overall = tab.page.locator(".upload-overall")
     expect(overall.locator(".upload-overall-summary")).to_contain_text("left")
     tab.screenshot("upload-overall.png")

@@ -45,6 +45,8 @@ export const ACTIONS = {
 const BUSY = new Set(["waiting", "uploading", "retrying"]);
 // Done with, one way or another: what "Clear finished" clears.
 const FINISHED = new Set(["complete", "failed", "rejected", "cancelled"]);
+// Given up on: the same file chosen again is a new upload.
+const GIVEN_UP = new Set(["failed", "rejected", "cancelled"]);
 
 // While the server says "processing" the page keeps asking, however long it
 // takes: hashing tens of GB takes minutes, and a finish the server retries (a
@@ -120,8 +122,7 @@ export class UploadQueue extends EventTarget {
     if (this.single) files = files.slice(0, 1);
     const accepted = [];
     for (const file of files) {
-      const reason = this.alreadyQueued(file) ? t("Already uploading: this file continues in its row above.")
-        : refusalOf(file, this.config);
+      const reason = refusalOf(file, this.config);
       if (!reason) {
         accepted.push(file);
         continue;
@@ -139,10 +140,11 @@ export class UploadQueue extends EventTarget {
     this.driver.add(accepted);
   }
 
-  // The libraries ignore a file they already have; the person is told.
+  // The libraries ignore a file they already have, so the drop zone tells the
+  // person instead of choosing it: one that is still in a row, not given up on.
   alreadyQueued(file) {
     const id = identifierOf(file);
-    return this.files.some((queued) => queued.identifier === id && (queued.busy || queued.state === "paused"));
+    return this.files.some((queued) => queued.identifier === id && !GIVEN_UP.has(queued.state));
   }
 
   // "name/size" of the user's unfinished uploads of this protocol (the newest

@@ -44,7 +44,7 @@ export function attach(root) {
   showRows(root.querySelector(".upload-rows"), queue);
   const overall = root.querySelector(".upload-overall");
   if (overall) showOverall(overall, queue);
-  bindDropZone(root, (files) => queue.choose(files));
+  bindDropZone(root, queue);
   window.addEventListener("online", () => queue.retryNow());
   // The countdowns say "Offline" from now on.
   window.addEventListener("offline", () => queue.files.forEach((file) => {

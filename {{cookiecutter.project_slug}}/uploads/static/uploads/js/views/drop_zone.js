@@ -1,16 +1,41 @@
 /*
- * The widget's file inputs and its drop zone: whatever the person picks or
- * drops, folders walked into files (each with its relativePath), goes to
- * `choose(files)`.
+ * The widget's file inputs, its drop zone and pasting: whatever the person
+ * picks, drops or pastes (Ctrl+V / ⌘V on the page, or on this widget when the
+ * page has several), folders walked into files (each with its relativePath),
+ * goes to the queue's `choose(files)`, except a file already in the list
+ * (the same identifier: size, modification time and name, see
+ * queue.alreadyQueued): the widget says so instead.
  */
 
-export function bindDropZone(root, choose) {
+import {t} from "../words.js";
+import {announcerOf} from "./announcer.js";
+
+export function bindDropZone(root, queue) {
+  const notice = root.querySelector(".upload-notice");
+  const announce = announcerOf(root);
+  const choose = (files) => {
+    const listed = files.filter((file) => queue.alreadyQueued(file));
+    const names = listed.map((file) => file.name).join(", ");
+    const text = listed.length ? t("Already in the list: %(names)s.", {names}) : "";
+    if (notice) notice.textContent = text;
+    announce(text);
+    const fresh = files.filter((file) => !listed.includes(file));
+    if (fresh.length) queue.choose(fresh);
+  };
   for (const input of root.querySelectorAll("input[type=file]")) {
     input.addEventListener("change", () => {
       choose([...input.files]);
       input.value = "";
     });
   }
+  document.addEventListener("paste", (event) => {
+    const files = [...(event.clipboardData ? event.clipboardData.files : [])];
+    const mine = root.contains(document.activeElement) ||
+      document.querySelectorAll("[data-upload-widget]").length === 1;
+    if (!files.length || !mine) return;
+    event.preventDefault();
+    choose(files);
+  });
   const zone = root.querySelector(".upload-drop");
   for (const name of ["dragenter", "dragover"]) {
     zone.addEventListener(name, (event) => {

@@ -136,9 +136,15 @@ export function keepListCurrent(container, api, queue) {
     const confirm = button.getAttribute("data-confirm");
     if (confirm && !window.confirm(confirm)) return;
     button.disabled = true;
-    api.cancel(button.getAttribute("data-cancel"))
+    const id = button.getAttribute("data-cancel");
+    api.cancel(id)
       .catch((error) => { if (confirm) window.alert(error.message); })
-      .then(refreshQuietly);
+      .then(refreshQuietly)
+      .then(() => {
+        // The redrawn row has no such button: focus its name, never <body>.
+        const name = container.querySelector(`#upload-${id} .name`);
+        if (name && !container.contains(document.activeElement)) name.focus();
+      });
   });
 
   container.addEventListener("change", (event) => {

@@ -28,9 +28,11 @@ export function showOverall(element, queue) {
     element.hidden = !queue.files.length;
     const {size, done, remaining, speed} = queue.totals;
     const percent = size ? Math.min(100, Math.floor(done * 100 / size)) : 0;
+    const total = t("%(done)s of %(size)s (%(percent)s%)", {done: formatBytes(Math.round(done)), size: formatBytes(size), percent});
     bar.setAttribute("aria-valuenow", String(percent));
+    bar.setAttribute("aria-valuetext", total);
     fill.style.width = percent + "%";
-    const parts = [t("%(done)s of %(size)s (%(percent)s%)", {done: formatBytes(Math.round(done)), size: formatBytes(size), percent})];
+    const parts = [total];
     if (speed && queue.busy) {
       parts.push(t("%(speed)s/s", {speed: formatBytes(Math.round(speed))}));
       parts.push(t("%(time)s left", {time: formatDuration(remaining / speed)}));

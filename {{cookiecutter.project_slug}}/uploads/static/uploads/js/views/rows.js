@@ -3,27 +3,49 @@
  * name, size, progress bar, speed and time left, message, and the buttons the
  * file's state allows. It only draws what the queue's events say; a button
  * click calls the queue.
+ *
+ * For screen readers and keyboards: each button's name says which file it acts
+ * on ("Pause report.pdf"), the bar speaks its value, a state change (not a
+ * progress tick) is announced once (announcer.js), and after a click focus
+ * goes to the button that replaced the one clicked, never to <body>.
  */
 
 import {ACTIONS} from "../core.js";
 import {formatBytes, formatDuration} from "../format.js";
 import {t} from "../words.js";
+import {announcerOf} from "./announcer.js";
 
 const LABELS = {pause: "Pause", resume: "Resume", cancel: "Cancel", retry: "Retry", remove: "Remove"};
+// What is announced when a file enters a state; other states are announced by their message.
+const ANNOUNCEMENTS = {
+  uploading: "Uploading %(name)s.",
+  paused: "%(name)s paused.",
+  processing: "%(name)s sent; checking it.",
+  complete: "%(name)s uploaded.",
+  error: "%(name)s failed: %(message)s",
+  failed: "%(name)s failed: %(message)s",
+  rejected: "%(name)s refused: %(message)s",
+  cancelled: "%(name)s cancelled.",
+};
+// Where a file starts, and where Retry puts it: heard as "Uploading" a moment
+// later; a file queued behind others says "Waiting" in its row.
+const UNANNOUNCED = new Set(["waiting"]);
 
 const ROW_HTML =
-  '<div class="upload-row-head"><span class="upload-name"></span>' +
+  '<div class="upload-row-head"><span class="upload-name" tabindex="-1"></span>' +
   '<span class="upload-size"></span></div>' +
   '<div class="upload-bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0">' +
   '<span class="upload-bar-fill"></span></div>' +
   '<div class="upload-row-foot"><span class="upload-percent">0%</span>' +
   '<span class="upload-sent"></span><span class="upload-speed"></span>' +
   '<span class="upload-eta"></span></div>' +
-  '<p class="upload-message" role="status"></p>' +
+  '<p class="upload-message"></p>' +
   '<div class="upload-actions"></div>';
 
 class Row {
-  constructor(file) {
+  constructor(file, announce) {
+    this.announce = announce;
+    this.name = file.name;
     this.el = document.createElement("li");
     this.el.className = "upload-row";
     this.el.innerHTML = ROW_HTML;
@@ -37,7 +59,10 @@ class Row {
 
   draw(file) {
     if (file.id) this.el.setAttribute("data-upload-id", file.id);
-    if (file.state !== this.state) this.drawState(file.state);
+    if (file.state !== this.state) {
+      this.drawState(file.state);
+      this.announceState(file);
+    }
     this.drawMessage(file);
     this.drawProgress(file);
   }
@@ -53,8 +78,21 @@ class Row {
       button.className = "upload-button upload-button-" + action;
       button.setAttribute("data-action", action);
       button.textContent = t(LABELS[action]);
+      button.setAttribute("aria-label", this.named(t(LABELS[action])));
       actions.appendChild(button);
     }
+  }
+
+  // An action's accessible name says which file it acts on: "Pause report.pdf".
+  named(action) {
+    return t("%(action)s %(name)s", {action, name: this.name});
+  }
+
+  announceState(file) {
+    if (UNANNOUNCED.has(file.state)) return;
+    const words = ANNOUNCEMENTS[file.state];
+    if (words) this.announce(t(words, {name: file.name, message: file.message}));
+    else if (file.message) this.announce(file.name + ": " + file.message);
   }
 
   drawMessage(file) {
@@ -64,6 +102,7 @@ class Row {
       const link = document.createElement("a");
       link.href = file.link.url;
       link.textContent = file.link.text;
+      link.setAttribute("aria-label", this.named(file.link.text));
       message.append(" ", link);
     }
   }
@@ -71,7 +110,11 @@ class Row {
   drawProgress(file) {
     const percent = Math.min(100, Math.floor(file.fraction * 100));
     const sent = Math.round(file.fraction * file.size);
-    this.part("bar").setAttribute("aria-valuenow", String(percent));
+    const bar = this.part("bar");
+    bar.setAttribute("aria-valuenow", String(percent));
+    bar.setAttribute("aria-valuetext", t("%(percent)s%, %(sent)s of %(size)s", {
+      percent, sent: formatBytes(sent), size: formatBytes(file.size),
+    }));
     this.part("bar-fill").style.width = percent + "%";
     this.part("percent").textContent = percent + "%";
     this.part("sent").textContent = t("%(sent)s of %(size)s", {sent: formatBytes(sent), size: formatBytes(file.size)});
@@ -83,10 +126,11 @@ class Row {
 
 export function showRows(list, queue) {
   const rows = new Map(); // queued file -> Row
+  const announce = announcerOf(list.closest("[data-upload-widget]") || list.parentElement);
   queue.addEventListener("change", ({detail: {file}}) => {
     let row = rows.get(file);
     if (!row) {
-      row = new Row(file);
+      row = new Row(file, announce);
       rows.set(file, row);
       list.appendChild(row.el);
     }
@@ -101,6 +145,24 @@ export function showRows(list, queue) {
     if (!button) return;
     const el = button.closest(".upload-row");
     const file = [...rows].find(([, row]) => row.el === el)?.[0];
-    if (file) queue[button.getAttribute("data-action")](file);
+    if (!file) return;
+    const neighbour = el.nextElementSibling || el.previousElementSibling;
+    queue[button.getAttribute("data-action")](file);
+    if (!button.isConnected) keepFocus(el, neighbour, list);
   });
+}
+
+// The clicked button was redrawn away: focus its row's first action (Resume
+// after Pause, Remove after Cancel), else the row's name; a removed row hands
+// focus to the next row, or to the widget's file input.
+function keepFocus(el, neighbour, list) {
+  const target = [el, neighbour].find((row) => row && row.isConnected);
+  if (target) {
+    const button = target.querySelector(".upload-actions button");
+    (button || target.querySelector(".upload-name")).focus();
+    return;
+  }
+  const widget = list.closest("[data-upload-widget]");
+  const input = widget && widget.querySelector("input[type=file]");
+  if (input) input.focus();
 }
