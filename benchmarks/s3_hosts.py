@@ -12,6 +12,7 @@ Celery (`config/celery.py`); its pool's peak RSS is reported beside the hosts'.
 """
 
 import contextlib
+import hashlib
 import importlib
 import os
 import signal
@@ -132,21 +133,31 @@ def group_peak(pid):
     return max((peak for peak, _ in workers.workers_memory(pid).values()), default=0.0)
 
 
-def ceiling_row(args, bucket, source):
-    """The source put into moto by boto3: one multipart upload of the site's parts, 3 at once."""
+def ceiling_row(args, bucket, source, digest):
+    """
+    The source put into moto by boto3: one multipart upload of the site's
+    parts, as many at once. Its wall time ends with the last part, as the
+    site's ends with the last chunk's answer; then what finishing costs at
+    least on this bucket, timed from the last part's start as the site's is:
+    CompleteMultipartUpload, one streaming read for the SHA-256, a
+    server-side copy to the finished file's key.
+    """
     plan = Plan(args.size, args.chunk, unique_filename("ceiling-s3"))
+    key, last = plan.identifier, {}
     client_cpu = measure.own_cpu()
     started = time.perf_counter()
-    multipart = bucket.create_multipart_upload(Bucket=BUCKET, Key=plan.identifier)
+    multipart = bucket.create_multipart_upload(Bucket=BUCKET, Key=key)
     fd = os.open(source, os.O_RDONLY)
     try:
 
         def put(chunk):
+            if chunk.number == plan.count:
+                last["started"] = time.perf_counter()
             # Only `slots` parts are in memory at once, as in the site's workers.
             body = os.pread(fd, chunk.length, chunk.offset)
             answer = bucket.upload_part(
                 Bucket=BUCKET,
-                Key=plan.identifier,
+                Key=key,
                 UploadId=multipart["UploadId"],
                 PartNumber=chunk.number,
                 Body=body,
@@ -157,18 +168,21 @@ def ceiling_row(args, bucket, source):
             parts = list(pool.map(put, plan.chunks()))
     finally:
         os.close(fd)
+    wall, client_cpu = time.perf_counter() - started, measure.own_cpu() - client_cpu
     bucket.complete_multipart_upload(
-        Bucket=BUCKET,
-        Key=plan.identifier,
-        UploadId=multipart["UploadId"],
-        MultipartUpload={"Parts": parts},
+        Bucket=BUCKET, Key=key, UploadId=multipart["UploadId"], MultipartUpload={"Parts": parts}
     )
-    wall = time.perf_counter() - started
-    stored = bucket.head_object(Bucket=BUCKET, Key=plan.identifier)["ContentLength"]
-    if stored != args.size:
-        raise RuntimeError(f"the ceiling's object has {stored} bytes, not {args.size}")
-    bucket.delete_object(Bucket=BUCKET, Key=plan.identifier)
-    return S3Row("ceiling-s3", args.size, wall, {}, 0.0, measure.own_cpu() - client_cpu)
+    sha256 = hashlib.sha256()
+    for block in bucket.get_object(Bucket=BUCKET, Key=key)["Body"].iter_chunks(1024 * 1024):
+        sha256.update(block)
+    bucket.copy_object(Bucket=BUCKET, Key=key + ".done", CopySource={"Bucket": BUCKET, "Key": key})
+    finished = time.perf_counter()
+    if sha256.hexdigest() != digest:
+        raise RuntimeError("the ceiling's object differs from the source")
+    row = S3Row("ceiling-s3", args.size, wall, {}, 0.0, client_cpu)
+    row.complete_after = finished - last["started"]
+    empty_bucket(bucket)
+    return row
 
 
 def site_row(args, hosts, bucket, source, digest, celery_pid):
@@ -257,7 +271,7 @@ def measure_rows(args, stack, workdir, root, source, digest):
     tries = {}
     for attempt in range(1, args.repeat + 1):
         for kind, make_row in (
-            ("ceiling", lambda: ceiling_row(args, bucket, source)),
+            ("ceiling", lambda: ceiling_row(args, bucket, source, digest)),
             ("site", lambda: site_row(args, hosts, bucket, source, digest, celery_pid)),
         ):
             print(f"  {kind} s3 ({attempt}/{args.repeat}) ...", end="", flush=True)
