@@ -246,6 +246,9 @@ def print_s3_rows(rows, notes):
         )
     for note in notes:
         print(note)
+    for row in rows:
+        if row.celery_cpu is not None:
+            print(f"celery: its pool used {row.celery_cpu:.2f} s of CPU during {row.name}")
     print()
 
 

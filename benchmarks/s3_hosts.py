@@ -34,6 +34,8 @@ BUCKET = "bench-bucket"
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 CELERY_COMMAND = ["-m", "celery", "-A", "config", "worker", "--pool=prefork", "--concurrency=2"]
+# INFO: logs/celery.log (kept with --keep) then shows each task received and done.
+CELERY_LOG_LEVEL = "--loglevel=INFO"
 HOST_NAMES = ("A", "B")
 CELERY_START_TIMEOUT = 60
 STOP_TIMEOUT = 10
@@ -48,6 +50,7 @@ class S3Row:
     server_cpu: float  # seconds, every worker of both hosts
     client_cpu: float  # seconds, this process (boto3's own work, for the ceiling)
     complete_after: float = None  # seconds from the last chunk's start to `complete`
+    celery_cpu: float = None  # seconds, the Celery pool, the upload and its finishing
     tries: int = 1
     highest_peaks: dict = field(default_factory=dict)  # over every try
 
@@ -109,7 +112,7 @@ def celery_worker(root, env, log):
     """One Celery worker of the site (prefork, 2 processes); its pid, stopped afterwards."""
     with open(log, "wb") as output:
         process = subprocess.Popen(
-            [sys.executable, *CELERY_COMMAND],
+            [sys.executable, *CELERY_COMMAND, CELERY_LOG_LEVEL],
             cwd=root,
             env=env,
             stdout=output,
@@ -197,6 +200,7 @@ def site_row(args, hosts, bucket, source, digest, celery_pid):
         for site, (_, site_headers) in zip(hosts, per_host, strict=True):
             measure.warm_up(site, site_headers, plan)
         server_cpu, client_cpu = hosts_cpu(hosts), measure.own_cpu()
+        celery_cpu = group_cpu(celery_pid)
         run = upload(
             per_host,
             plan,
@@ -210,13 +214,21 @@ def site_row(args, hosts, bucket, source, digest, celery_pid):
         peaks = {f"host {name}": group_peak(site.pid) for name, site in named(hosts)}
     if celery_pid:
         peaks["celery"] = group_peak(celery_pid)
+        celery_cpu = group_cpu(celery_pid) - celery_cpu
     final = run.poller.final or {}
     if final.get("status") != "complete" or final.get("sha256") != digest:
         raise RuntimeError(f"the S3 upload did not complete intact: {final}")
     empty_bucket(bucket)
     row = S3Row("s3-octet", args.size, run.wall, peaks, server_cpu, client_cpu)
     row.complete_after = run.poller.complete_at - run.last_started
+    # Which process finished the upload: the Celery pool's CPU says whether it did.
+    row.celery_cpu = celery_cpu if celery_pid else None
     return row
+
+
+def group_cpu(pid):
+    """CPU seconds, user and system, that a master's workers have used so far."""
+    return sum(map(sum, workers.workers_cpu(pid).values())) if pid else 0.0
 
 
 def named(hosts):
@@ -224,8 +236,7 @@ def named(hosts):
 
 
 def hosts_cpu(hosts):
-    """CPU seconds, user and system, that every worker of the hosts has used so far."""
-    return sum(sum(map(sum, workers.workers_cpu(site.pid).values())) for site in hosts)
+    return sum(group_cpu(site.pid) for site in hosts)
 
 
 def empty_bucket(bucket):
