@@ -79,9 +79,8 @@ def bucket_client(endpoint, slots):
     )
 
 
-def two_hosts(args, workdir, database_url, endpoint, broker):
+def two_hosts(servers, args, workdir, database_url, endpoint, broker):
     """Two Sites of one site on one database and one bucket, the first prepared."""
-    servers = sys.modules["uploads.tests.servers"]
     shared = {
         "UPLOADS_STAGING": "s3",
         "AWS_STORAGE_BUCKET_NAME": BUCKET,
@@ -252,13 +251,13 @@ def empty_bucket(bucket):
         bucket.delete_object(Bucket=BUCKET, Key=item["Key"])
 
 
-def measure_rows(args, stack, workdir, root, source, digest):
+def measure_rows(args, stack, workdir, servers, source, digest):
     """
     The ceiling and the site alternating, `--repeat` times; (rows, notes, the
     hosts' environment). The notes say what the run could not do (a site
     without Celery).
     """
-    servers = sys.modules["uploads.tests.servers"]
+    root = servers.SITE_ROOT
     buckets = importlib.import_module("uploads.tests.buckets")
     endpoint = stack.enter_context(buckets.moto_server())
     database_url = stack.enter_context(
@@ -272,7 +271,8 @@ def measure_rows(args, stack, workdir, root, source, digest):
     with_celery = args.celery and (root / "config" / "celery.py").exists()
     if args.celery and not with_celery:
         notes.append("celery: skipped, the site has no Celery yet (no config/celery.py)")
-    hosts = two_hosts(args, workdir, database_url, endpoint, args.broker if with_celery else None)
+    broker = args.broker if with_celery else None
+    hosts = two_hosts(servers, args, workdir, database_url, endpoint, broker)
     celery_pid = None
     if with_celery:
         notes.append(f"celery: one worker, {' '.join(CELERY_COMMAND[1:])}, broker {args.broker}")

@@ -8,6 +8,7 @@ and prints one table: MB/s, ratio to that ceiling, the workers' peak RSS, how
 long the last chunk takes (it finishes the file) and database queries per
 chunk, with the targets marked PASS or MISS. It is a benchmark, not a test: it
 always exits 0 once it has printed its table, whatever the verdicts.
+`--staging s3` measures two hosts with S3 staging on moto instead (s3_hosts.py).
 
     .venv/bin/python benchmarks/upload_throughput.py [--size 1GiB] [--chunk 8MiB]
                                                      [--database sqlite|postgresql]
@@ -148,7 +149,7 @@ def main(argv=None):
         root, template = generated_site.generate_site(args.template, workdir, args.database)
         servers = generated_site.load_servers(root)
         if args.staging == "s3":
-            measure_s3(args, stack, workdir, root, template)
+            measure_s3(args, stack, workdir, servers, template)
             return
         database_urls, queries = generated_site.open_databases(args, stack, workdir, servers)
         site = servers.Site(workdir, database_urls[args.database], workers=args.workers)
@@ -173,14 +174,14 @@ def main(argv=None):
             report.print_profiles(workdir / "profiles")
 
 
-def measure_s3(args, stack, workdir, root, template):
+def measure_s3(args, stack, workdir, servers, template):
     """--staging s3: its own rows and targets; the local rows and queries are not run."""
     source = workdir / "source.bin"
     digest = write_source(source, args.size)
     loadavg = measure.load_average()
-    rows, notes, env = s3_hosts.measure_rows(args, stack, workdir, root, source, digest)
+    rows, notes, env = s3_hosts.measure_rows(args, stack, workdir, servers, source, digest)
     loadavg += "/" + measure.load_average()
-    gunicorn = generated_site.gunicorn_settings(root, env)
+    gunicorn = generated_site.gunicorn_settings(servers.SITE_ROOT, env)
     report.print_header(args, template, gunicorn, Plan(args.size, args.chunk, "x").count, loadavg)
     report.print_s3_rows(rows, notes)
     report.print_s3_targets(rows)
