@@ -116,14 +116,20 @@ class Slot:
     shares with the server.
     """
 
-    def __init__(self, port, path, source, headers, method):
-        self.path, self.headers, self.method = path, headers, method
+    def __init__(self, hosts, path, source, method):
+        self.path, self.method = path, method
         self.source = source  # an open file of its own: sendfile() moves its position
-        self.conn = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
+        # One connection to each host, with the headers a browser sends there (its Origin).
+        self.hosts = [
+            (http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT), headers)
+            for port, headers in hosts
+        ]
+        self.conn, self.headers = self.hosts[0]
         self.retries = 0
 
     def close(self):
-        self.conn.close()
+        for conn, _ in self.hosts:
+            conn.close()
 
     def list_unfinished(self):
         """The site's page asks the status API which files it has a part of before sending."""
@@ -135,12 +141,14 @@ class Slot:
 
     def test(self, plan, chunk):
         """flow.js's testChunks GET: True when the server already has the chunk."""
+        self._to_host_of(chunk)
         status, _ = self._retrying(lambda: self._request("GET", plan.params(chunk), b"", None, b""))
         if status not in (200, 204):
             raise RuntimeError(f"test GET of chunk {chunk.number} answered {status}")
         return status == 200
 
     def send(self, plan, chunk):
+        self._to_host_of(chunk)
         params = plan.params(chunk)
         start = time.perf_counter()
         if self.method == "octet":
@@ -153,6 +161,11 @@ class Slot:
         if status != 200:
             raise RuntimeError(f"chunk {chunk.number} answered {status}: {body[:300]!r}")
         return Exchange(chunk.number, start, end, json.loads(body or b"{}"))
+
+    def _to_host_of(self, chunk):
+        # Chunk n goes to host n % hosts: consecutive chunks alternate, as behind
+        # a load balancer without affinity.
+        self.conn, self.headers = self.hosts[chunk.number % len(self.hosts)]
 
     def _send_multipart(self, params, filename, chunk):
         boundary, before, after = multipart_envelope(params, filename)
@@ -254,13 +267,18 @@ class UploadRun:
         return done[0] if done else max(self.exchanges, key=lambda e: e.end)
 
 
-def upload(port, plan, source, headers, *, method, slots, test_chunks, poll):
-    """Send every chunk of `plan` as flow.js does: `slots` connections take chunks in order."""
+def upload(hosts, plan, source, *, method, slots, test_chunks, poll):
+    """
+    Send every chunk of `plan` as flow.js does: `slots` connections take chunks
+    in order. `hosts`: (port, headers) of each host serving the site; with
+    more than one, consecutive chunks alternate between them, and the status
+    API is polled on the first.
+    """
     pending = iter(plan.chunks())
     lock = threading.Lock()
     exchanges, errors = [], []
     state = {"upload_id": None, "last_started": None}
-    poller = StatusPoller(port, headers) if poll else None
+    poller = StatusPoller(*hosts[0]) if poll else None
 
     def next_chunk():
         with lock:
@@ -286,13 +304,7 @@ def upload(port, plan, source, headers, *, method, slots, test_chunks, poll):
     with contextlib.ExitStack() as stack:
         pool = []
         for _ in range(slots):
-            slot = Slot(
-                port,
-                FLOW_PATH,
-                stack.enter_context(open(source, "rb")),
-                headers,
-                method,
-            )
+            slot = Slot(hosts, FLOW_PATH, stack.enter_context(open(source, "rb")), method)
             stack.callback(slot.close)
             pool.append(slot)
         threads = [threading.Thread(target=work, args=(slot,), daemon=True) for slot in pool]

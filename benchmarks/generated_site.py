@@ -19,7 +19,12 @@ HERE = Path(__file__).resolve().parent
 TEMPLATE_ROOT = HERE.parent
 SLUG = "bench_site"
 # What cookiecutter reads from the template repository.
-TEMPLATE_PATHS = ["cookiecutter.json", "hooks", "{{cookiecutter.project_slug}}"]
+TEMPLATE_PATHS = [
+    "cookiecutter.json",
+    "local_extensions.py",
+    "hooks",
+    "{{cookiecutter.project_slug}}",
+]
 SETUP_TIMEOUT = 300  # each of cookiecutter, migrate, count_queries.py...
 
 
@@ -112,8 +117,7 @@ def open_databases(args, stack, workdir, servers):
     PostgreSQL databases are made for the run and dropped when `stack` closes.
     """
     urls, notes = {}, {}
-    # PGUSER, when set, is the one user tried; libpq reads PGPASSWORD by itself.
-    users = [os.environ["PGUSER"]] if os.environ.get("PGUSER") else servers.POSTGRES_USERS
+    users = postgres_users(servers)
     for database in dict.fromkeys([args.database, *args.query_databases]):
         if database == "sqlite":
             (workdir / "db").mkdir(exist_ok=True)
@@ -128,6 +132,11 @@ def open_databases(args, stack, workdir, servers):
                 raise RuntimeError(unreachable.msg) from None
             notes["postgresql"] = f"skipped: {unreachable.msg}"
     return urls, notes
+
+
+def postgres_users(servers):
+    """PGUSER, when set, is the one user tried; libpq reads PGPASSWORD by itself."""
+    return [os.environ["PGUSER"]] if os.environ.get("PGUSER") else servers.POSTGRES_USERS
 
 
 def prepare(site, root, database_urls):

@@ -164,10 +164,9 @@ def measure(name, site, plan, source, headers, args, *, poll):
     warm_up(site, headers, plan)
     server_cpu, client_cpu = workers.workers_cpu(site.pid), own_cpu()
     result = upload(
-        port(site),
+        [(port(site), headers)],
         plan,
         source,
-        headers,
         method=name.rpartition("-")[2],
         slots=args.simultaneous,
         test_chunks=args.test_chunks,

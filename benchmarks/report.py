@@ -15,6 +15,9 @@ from sizes import GIB, MB, MIB
 OCTET_TARGET = 0.90  # of ceiling-octet
 MULTIPART_TARGET = 0.70  # of ceiling-multipart
 RSS_TARGET_MB = 100
+S3_TARGET = 0.80  # of ceiling-s3
+S3_RSS_TARGET_MB = 150  # web and Celery workers
+S3_COMPLETE_TARGET_S = 2.0  # last chunk -> complete, 1 GiB of 8 MiB chunks
 QUERIES_TARGET = 4
 ROW_ORDER = ["octet", "multipart", "ceiling-octet", "ceiling-multipart"]
 
@@ -52,6 +55,11 @@ def print_header(args, template, conf, plan_count, loadavg):
         f"{args.chunk / MIB:g} MiB (flow.js, simultaneousUploads={args.simultaneous}, "
         f"testChunks={args.test_chunks}), database={args.database}"
     )
+    if args.staging == "s3":
+        print(
+            "staging: s3, moto's standalone server; two hosts (gunicorns of one site, "
+            "chunk n to host n % 2) on one PostgreSQL database"
+        )
     print(f"template: {template}")
     print(
         f"gunicorn: {conf['worker_class']}, {conf['workers']} workers x {conf['threads']} "
@@ -217,3 +225,48 @@ def print_targets(rows, queries):
 
 def target_line(what, measured, ok):
     print(f"  {what:52}{measured:>8}   {verdict(ok)}")
+
+
+def print_s3_rows(rows, notes):
+    """--staging s3: the site's row beside boto3's multipart upload into the same moto."""
+    rows = sorted(rows, key=lambda row: row.name.startswith("ceiling-"))
+    ceiling = next(row for row in rows if row.name == "ceiling-s3")
+    print(
+        f"{'':12}{'MB/s':>6}{'wall s':>8}{'of ceiling':>11}{'server CPU s':>13}"
+        f"{'client CPU s':>13}  {'peak RSS MB':<34}{'last chunk -> complete s':>25}"
+    )
+    for row in rows:
+        ratio = f"{row.mb_per_s / ceiling.mb_per_s:.0%}" if row is not ceiling else "-"
+        peaks = " ".join(f"{name} {peak:.0f}" for name, peak in row.highest_peaks.items())
+        server = f"{row.server_cpu:.2f}" if row is not ceiling else "-"
+        complete = f"{row.complete_after:.2f}" if row.complete_after is not None else "-"
+        print(
+            f"{row.name:12}{row.mb_per_s:6.0f}{row.wall:8.2f}{ratio:>11}{server:>13}"
+            f"{row.client_cpu:13.2f}  {peaks or '-':<34}{complete:>25}"
+        )
+    for note in notes:
+        print(note)
+    for row in rows:
+        if row.celery_cpu is not None:
+            print(f"celery: its pool used {row.celery_cpu:.2f} s of CPU during {row.name}")
+    print()
+
+
+def print_s3_targets(rows):
+    site = next(row for row in rows if row.name == "s3-octet")
+    ceiling = next(row for row in rows if row.name == "ceiling-s3")
+    ratio = site.mb_per_s / ceiling.mb_per_s
+    peak = max(site.highest_peaks.values())
+    print("Targets:")
+    target_line(f"s3-octet >= {S3_TARGET:.0%} of ceiling-s3", f"{ratio:.0%}", ratio >= S3_TARGET)
+    measured = "web and Celery" if "celery" in site.highest_peaks else "web (no Celery)"
+    target_line(
+        f"{measured} worker peak RSS < {S3_RSS_TARGET_MB} MB",
+        f"{peak:.0f} MB",
+        peak < S3_RSS_TARGET_MB,
+    )
+    target_line(
+        f"last chunk -> complete < {S3_COMPLETE_TARGET_S:g} s",
+        f"{site.complete_after:.2f} s",
+        site.complete_after < S3_COMPLETE_TARGET_S,
+    )

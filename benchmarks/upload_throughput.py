@@ -8,6 +8,7 @@ and prints one table: MB/s, ratio to that ceiling, the workers' peak RSS, how
 long the last chunk takes (it finishes the file) and database queries per
 chunk, with the targets marked PASS or MISS. It is a benchmark, not a test: it
 always exits 0 once it has printed its table, whatever the verdicts.
+`--staging s3` measures two hosts with S3 staging on moto instead (s3_hosts.py).
 
     .venv/bin/python benchmarks/upload_throughput.py [--size 1GiB] [--chunk 8MiB]
                                                      [--database sqlite|postgresql]
@@ -30,6 +31,7 @@ from pathlib import Path
 import generated_site
 import measure
 import report
+import s3_hosts
 from flow_client import Plan
 from sizes import MIB, parse_size
 from source_file import write_source
@@ -43,7 +45,30 @@ def parse_args(argv=None):
     parser.add_argument(
         "--chunk", type=parse_size, default=parse_size("8MiB"), help="chunk size (8MiB)"
     )
-    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default=None,
+        help="the served site's database (sqlite; postgresql with --staging s3, which needs it)",
+    )
+    parser.add_argument(
+        "--staging",
+        choices=["local", "s3"],
+        default="local",
+        help="UPLOADS_STAGING: local (the rows above), or s3: two hosts on one PostgreSQL "
+        "database and moto's S3 server, beside boto3's multipart upload into moto (local)",
+    )
+    parser.add_argument(
+        "--celery",
+        action="store_true",
+        help="with --staging s3, one Celery worker finishes the uploads, when the site has "
+        "config/celery.py (otherwise skipped with a note)",
+    )
+    parser.add_argument(
+        "--broker",
+        default="redis://127.0.0.1:6379/15",
+        help="CELERY_BROKER_URL for --celery (redis://127.0.0.1:6379/15)",
+    )
     parser.add_argument(
         "--simultaneous",
         type=int,
@@ -98,6 +123,9 @@ def parse_args(argv=None):
     )
     args = parser.parse_args(argv)
     args.query_databases = [name for name in args.query_databases.split(",") if name]
+    if args.staging == "s3" and args.database == "sqlite":
+        parser.error("--staging s3 needs --database postgresql: both hosts share it")
+    args.database = args.database or ("postgresql" if args.staging == "s3" else "sqlite")
     if min(args.chunk, args.size, args.simultaneous, args.repeat, args.workers) < 1:
         parser.error("--size, --chunk, --simultaneous, --repeat and --workers must be positive")
     return args
@@ -120,6 +148,9 @@ def main(argv=None):
         )
         root, template = generated_site.generate_site(args.template, workdir, args.database)
         servers = generated_site.load_servers(root)
+        if args.staging == "s3":
+            measure_s3(args, stack, workdir, servers, template)
+            return
         database_urls, queries = generated_site.open_databases(args, stack, workdir, servers)
         site = servers.Site(workdir, database_urls[args.database], workers=args.workers)
         generated_site.prepare(site, root, database_urls)
@@ -141,6 +172,19 @@ def main(argv=None):
         report.print_targets(rows, queries)
         if args.profile:
             report.print_profiles(workdir / "profiles")
+
+
+def measure_s3(args, stack, workdir, servers, template):
+    """--staging s3: its own rows and targets; the local rows and queries are not run."""
+    source = workdir / "source.bin"
+    digest = write_source(source, args.size)
+    loadavg = measure.load_average()
+    rows, notes, env = s3_hosts.measure_rows(args, stack, workdir, servers, source, digest)
+    loadavg += "/" + measure.load_average()
+    gunicorn = generated_site.gunicorn_settings(servers.SITE_ROOT, env)
+    report.print_header(args, template, gunicorn, Plan(args.size, args.chunk, "x").count, loadavg)
+    report.print_s3_rows(rows, notes)
+    report.print_s3_targets(rows)
 
 
 if __name__ == "__main__":
