@@ -1,15 +1,26 @@
 """
-Two app hosts that share nothing but PostgreSQL and a bucket: two gunicorns of
-the site, each with its own empty media and staging folders, UPLOADS_STAGING=s3,
-chunks of one file sent 4 at a time and alternating between the hosts.
+Two app hosts that share nothing but PostgreSQL, a bucket and Redis: two
+gunicorns of the site, each with its own empty media and staging folders,
+UPLOADS_STAGING=s3, CELERY_BROKER_URL set and a real Celery worker process
+(with its own empty folders too) finishing the uploads; chunks of one file
+sent 4 at a time and alternating between the hosts.
 
 No real S3 can run on the project's machines: the bucket is moto's standalone
-server (buckets.py).
+server (buckets.py). Redis is the one at 127.0.0.1:6379, on a database number
+of the test's own.
 """
 
 import hashlib
+import os
 import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlencode
 
 import boto3
@@ -19,15 +30,109 @@ from . import servers
 from .buckets import moto_server
 from .chunking import chunk_bounds, chunk_count, params
 
-pytestmark = [pytest.mark.server, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.server, pytest.mark.scale, pytest.mark.timeout(240)]
 
 BUCKET = "site-bucket"
 MiB = 1024**2
 PARALLEL_CHUNKS = 4
+REDIS = ("127.0.0.1", 6379)
+SITE_ROOT = Path(__file__).resolve().parents[2]
+WORKER_START_TIMEOUT = 60
+
+
+def broker_url():
+    """A Redis database of the test's own, so that no other site's worker takes its jobs."""
+    try:
+        socket.create_connection(REDIS, timeout=1).close()
+    except OSError:
+        pytest.skip("Redis does not answer at 127.0.0.1:6379")
+    return f"redis://127.0.0.1:6379/{random.randrange(1, 16)}"
+
+
+class Worker:
+    """
+    `celery -A config worker` of the site, one pool process (prefork), on the
+    hosts' settings with its own folders, logging to `log`.
+    """
+
+    def __init__(self, folder, env):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.log = self.folder / "celery.log"
+        self.env = {
+            **env,
+            "DJANGO_MEDIA_ROOT": str(self.folder / "media"),
+            "UPLOADS_STAGING_DIR": str(self.folder / "staging"),
+        }
+        self._process = None
+
+    def start(self):
+        with open(self.log, "wb") as out:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "--pool=prefork",
+                    "--concurrency=1",
+                    "--loglevel=INFO",
+                    "--without-gossip",
+                    "--without-mingle",
+                    f"--hostname=test-{os.getpid()}-{id(self)}@%h",
+                ],
+                cwd=SITE_ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        while " ready." not in self.log.read_text():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the Celery worker did not start:\n{self.log.read_text()}")
+            time.sleep(0.1)
+
+    def wait_for(self, pattern, timeout=30):
+        """Until the worker's log has a line that `pattern` finds."""
+        deadline = time.monotonic() + timeout
+        while not pattern.search(text := self.log.read_text()):
+            assert time.monotonic() < deadline, f"no {pattern.pattern!r} in:\n{text}"
+            time.sleep(0.01)
+
+    def pool_process(self):
+        """The pid of the one process of the pool, which runs the jobs."""
+        pid = self._process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert len(children) == 1, children
+        return int(children[0])
+
+    def stop(self):
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()  # warm shutdown
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+FINISHED_BY_CELERY = re.compile(r"Task uploads\.tasks\.finish_upload\[\S+\] succeeded")
+
+
+def signals(site):
+    """The upload signals every process of the site wrote down (signal_settings.py)."""
+    log = Path(site.env["SIGNAL_LOG"])
+    return log.read_text().splitlines() if log.exists() else []
 
 
 @pytest.fixture
 def hosts(tmp_path):
+    broker = broker_url()
     with moto_server() as endpoint, servers.postgres_database() as database_url:
         bucket = boto3.client(
             "s3",
@@ -44,6 +149,10 @@ def hosts(tmp_path):
             "AWS_S3_REGION_NAME": "us-east-1",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
+            "CELERY_BROKER_URL": broker,
+            # Every process counts the signals it sends, in one file.
+            "DJANGO_SETTINGS_MODULE": "uploads.tests.signal_settings",
+            "SIGNAL_LOG": str(tmp_path / "signals.log"),
         }
         first, second = (
             servers.Site(tmp_path / name, database_url, workers=2) for name in ("a", "b")
@@ -53,19 +162,33 @@ def hosts(tmp_path):
         second.username, second.password = first.username, first.password
         for site in (first, second):
             site.env.update(shared)
+        worker = Worker(tmp_path / "worker", first.env)
         try:
             first.start()
             second.manage("collectstatic", "--noinput")
             second.start(prepared=True)
-            yield first, second, bucket
+            worker.start()
+            yield first, second, bucket, worker
         finally:
             first.stop()
             second.stop()
+            worker.stop()
 
 
 def send_file(clients, data, chunk_size, method):
-    """Every chunk of `data`, 4 at a time, chunk n to host n % 2; the upload's id."""
-    count = chunk_count(len(data), chunk_size)
+    """Every chunk of `data`, in a random order, 4 at a time, chunk n to host n % 2;
+    the upload's id."""
+    numbers = list(range(1, chunk_count(len(data), chunk_size) + 1))
+    random.Random(len(numbers)).shuffle(numbers)
+    responses = send_chunks(clients, data, chunk_size, method, numbers)
+    ids = {response.json()["id"] for response in responses}
+    assert len(ids) == 1, f"the chunks went to several uploads: {ids}"
+    return ids.pop()
+
+
+def send_chunks(clients, data, chunk_size, method, numbers):
+    """Chunks `numbers` of `data` as flow.js sends them, 4 at a time, chunk n to
+    host n % 2; each answered 200. Their responses."""
 
     def send(number):
         client = clients[number % len(clients)]
@@ -79,15 +202,11 @@ def send_file(clients, data, chunk_size, method):
             )
         return client.post("/uploads/flow/", data=query, files={"file": data[start:end]})
 
-    numbers = list(range(1, count + 1))
-    random.Random(count).shuffle(numbers)
     with ThreadPoolExecutor(PARALLEL_CHUNKS) as pool:
         responses = list(pool.map(send, numbers))
     for number, response in zip(numbers, responses, strict=True):
         assert response.status_code == 200, f"chunk {number}: {response.text}"
-    ids = {response.json()["id"] for response in responses}
-    assert len(ids) == 1, f"the chunks went to several uploads: {ids}"
-    return ids.pop()
+    return responses
 
 
 @pytest.mark.parametrize(
@@ -96,7 +215,7 @@ def send_file(clients, data, chunk_size, method):
     ids=["8MiB-octet", "1MiB-multipart"],
 )
 def test_chunks_alternating_between_two_hosts(hosts, chunk_size, size, method):
-    first, second, bucket = hosts
+    first, second, bucket, worker = hosts
     data = random.Random(size).randbytes(size)
     clients = [first.login(), second.login()]
     upload_id = send_file(clients, data, chunk_size, method)
@@ -105,17 +224,63 @@ def test_chunks_alternating_between_two_hosts(hosts, chunk_size, size, method):
         status = client.finished(upload_id)
         assert status["status"] == "complete", status
         assert status["sha256"] == hashlib.sha256(data).hexdigest()
+    # The Celery worker finished it, not a web process; and once.
+    worker.wait_for(FINISHED_BY_CELERY)
+    assert signals(first).count(f"upload_completed {upload_id}") == 1
+    (stored,) = assert_nothing_left(bucket, (first, second), worker)
+    assert stored_sha256(bucket, stored) == status["sha256"]
+
+
+def test_a_worker_killed_while_finishing_has_the_job_run_again_once(hosts):
+    """
+    SIGKILL to the pool process that is finishing a 64 MiB upload: the job was
+    not acknowledged, the worker gives it back to the queue, the next pool
+    process finishes it, and the upload is complete once, its signal sent once.
+    """
+    first, second, bucket, worker = hosts
+    data = random.Random(64).randbytes(64 * MiB)
+    clients = [first.login(), second.login()]
+    count = chunk_count(len(data), 8 * MiB)
+    send_chunks(clients, data, 8 * MiB, "octet", range(1, count))
+    busy = worker.pool_process()
+    (last,) = send_chunks(clients, data, 8 * MiB, "octet", [count])
+    upload_id = last.json()["id"]
+    worker.wait_for(re.compile(r"Task uploads\.tasks\.finish_upload\[\S+\] received"))
+    os.kill(busy, signal.SIGKILL)
+    assert clients[0].get(f"/uploads/api/uploads/{upload_id}/").json()["status"] == "processing"
+
+    status = clients[1].finished(upload_id)
+    assert status["status"] == "complete", status
+    assert status["sha256"] == hashlib.sha256(data).hexdigest()
+    worker.wait_for(FINISHED_BY_CELERY)
+    assert "signal 9 (SIGKILL)" in worker.log.read_text()
+    assert signals(first).count(f"upload_completed {upload_id}") == 1
+    (stored,) = assert_nothing_left(bucket, (first, second), worker)
+    assert stored_sha256(bucket, stored) == status["sha256"]
+
+
+def assert_nothing_left(bucket, sites, worker):
+    """One finished object per upload in the bucket, no staging key or multipart
+    upload, no byte on any host's disk, no error in the web logs."""
     stored = [
         item
         for item in bucket.list_objects_v2(Bucket=BUCKET).get("Contents", [])
         if not item["Key"].startswith("staging/")
     ]
-    assert len(stored) == 1
-    body = bucket.get_object(Bucket=BUCKET, Key=stored[0]["Key"])["Body"].read()
-    assert hashlib.sha256(body).hexdigest() == status["sha256"]
     assert bucket.list_objects_v2(Bucket=BUCKET, Prefix="staging/").get("Contents", []) == []
     assert bucket.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
-    for site in (first, second):
-        for folder in (site.staging, site.folder / "media"):
-            assert not folder.exists() or not any(folder.iterdir()), f"bytes in {folder}"
+    folders = [worker.folder / "media", worker.folder / "staging"]
+    for site in sites:
+        folders += [site.staging, site.folder / "media"]
         assert " ERROR " not in site.log.read_text()
+    for folder in folders:
+        assert not folder.exists() or not any(folder.iterdir()), f"bytes in {folder}"
+    return stored
+
+
+def stored_sha256(bucket, stored):
+    body = bucket.get_object(Bucket=BUCKET, Key=stored["Key"])["Body"]
+    digest = hashlib.sha256()
+    for block in iter(lambda: body.read(MiB), b""):
+        digest.update(block)
+    return digest.hexdigest()
