@@ -10,6 +10,7 @@ server (buckets.py). Redis is the one at 127.0.0.1:6379, on a database number
 of the test's own.
 """
 
+import base64
 import hashlib
 import os
 import random
@@ -21,7 +22,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import boto3
 import pytest
@@ -36,6 +37,8 @@ BUCKET = "site-bucket"
 MiB = 1024**2
 PARALLEL_CHUNKS = 4
 REDIS = ("127.0.0.1", 6379)
+TUS = {"Tus-Resumable": "1.0.0"}
+TUS_BODY = "application/offset+octet-stream"
 SITE_ROOT = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT = 60
 
@@ -130,8 +133,10 @@ def signals(site):
     return log.read_text().splitlines() if log.exists() else []
 
 
-@pytest.fixture
-def hosts(tmp_path):
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory):
+    """Started once for the module: each test's uploads are told apart by id."""
+    tmp_path = tmp_path_factory.mktemp("hosts")
     broker = broker_url()
     with moto_server() as endpoint, servers.postgres_database() as database_url:
         bucket = boto3.client(
@@ -175,32 +180,32 @@ def hosts(tmp_path):
             worker.stop()
 
 
-def send_file(clients, data, chunk_size, method):
+def send_file(clients, data, chunk_size, method, protocol="flow"):
     """Every chunk of `data`, in a random order, 4 at a time, chunk n to host n % 2;
     the upload's id."""
     numbers = list(range(1, chunk_count(len(data), chunk_size) + 1))
     random.Random(len(numbers)).shuffle(numbers)
-    responses = send_chunks(clients, data, chunk_size, method, numbers)
+    responses = send_chunks(clients, data, chunk_size, method, numbers, protocol)
     ids = {response.json()["id"] for response in responses}
     assert len(ids) == 1, f"the chunks went to several uploads: {ids}"
     return ids.pop()
 
 
-def send_chunks(clients, data, chunk_size, method, numbers):
-    """Chunks `numbers` of `data` as flow.js sends them, 4 at a time, chunk n to
-    host n % 2; each answered 200. Their responses."""
+def send_chunks(clients, data, chunk_size, method, numbers, protocol="flow"):
+    """Chunks `numbers` of `data` as flow.js (or resumable.js) sends them, 4 at a
+    time, chunk n to host n % 2; each answered 200. Their responses."""
 
     def send(number):
         client = clients[number % len(clients)]
-        query = params("flow", data, number, chunk_size=chunk_size, identifier=f"f-{method}")
+        query = params(protocol, data, number, chunk_size=chunk_size, identifier=f"f-{method}")
         start, end = chunk_bounds(len(data), chunk_size, number)
         if method == "octet":
             return client.post(
-                f"/uploads/flow/?{urlencode(query)}",
+                f"/uploads/{protocol}/?{urlencode(query)}",
                 data=data[start:end],
                 headers={"Content-Type": "application/octet-stream"},
             )
-        return client.post("/uploads/flow/", data=query, files={"file": data[start:end]})
+        return client.post(f"/uploads/{protocol}/", data=query, files={"file": data[start:end]})
 
     with ThreadPoolExecutor(PARALLEL_CHUNKS) as pool:
         responses = list(pool.map(send, numbers))
@@ -209,25 +214,88 @@ def send_chunks(clients, data, chunk_size, method, numbers):
     return responses
 
 
+def send_tus(clients, data, piece):
+    """A tus upload: created on the first host, PATCHes of `piece` bytes alternating."""
+    name = base64.b64encode(b"data.bin").decode()
+    created = clients[0].post(
+        "/uploads/tus/",
+        headers={**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": f"filename {name}"},
+    )
+    assert created.status_code == 201, created.text
+    path = urlsplit(created.headers["Location"]).path
+    for turn, offset in enumerate(range(0, len(data), piece), start=1):
+        response = clients[turn % 2].request(
+            "PATCH",
+            path,
+            data=data[offset : offset + piece],
+            headers={**TUS, "Upload-Offset": str(offset), "Content-Type": TUS_BODY},
+        )
+        assert response.status_code == 204, f"offset {offset}: {response.text}"
+    return path.rsplit("/", 1)[1]
+
+
+def send_content_range(clients, data, piece):
+    """Content-Range pieces in order, alternating hosts, then complete with the md5."""
+    upload_id = None
+    for turn, start in enumerate(range(0, len(data), piece)):
+        chunk = data[start : start + piece]
+        response = clients[turn % 2].post(
+            "/uploads/chunked/",
+            data={"upload_id": upload_id} if upload_id else {},
+            files={"file": ("data.bin", chunk)},
+            headers={"Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{len(data)}"},
+        )
+        assert response.status_code == 200, f"offset {start}: {response.text}"
+        upload_id = response.json()["upload_id"]
+    done = clients[len(range(0, len(data), piece)) % 2].post(
+        "/uploads/chunked/complete/",
+        data={"upload_id": upload_id, "md5": hashlib.md5(data, usedforsecurity=False).hexdigest()},
+    )
+    assert done.status_code == 200, done.text
+    return upload_id
+
+
 @pytest.mark.parametrize(
-    "chunk_size, size, method",
-    [(8 * MiB, 4 * 8 * MiB + 3 * MiB, "octet"), (1 * MiB, 13 * MiB + 5, "multipart")],
-    ids=["8MiB-octet", "1MiB-multipart"],
+    "protocol, chunk_size, size, method",
+    [
+        ("flow", 8 * MiB, 4 * 8 * MiB + 3 * MiB, "octet"),
+        ("flow", 1 * MiB, 13 * MiB + 5, "multipart"),
+        ("resumable", 8 * MiB, 2 * 8 * MiB + 5, "multipart"),
+        ("resumable", 1 * MiB, 7 * MiB + 3, "octet"),
+        ("tus", 1 * MiB, 6 * MiB + 7, None),
+        ("tus", 8 * MiB, 2 * 8 * MiB + 9, None),
+        ("content-range", 1 * MiB, 6 * MiB + 11, None),
+    ],
+    ids=[
+        "flow-8MiB-octet",
+        "flow-1MiB-multipart",
+        "resumable-8MiB-multipart",
+        "resumable-1MiB-octet",
+        "tus-1MiB",
+        "tus-8MiB",
+        "content-range-1MiB",
+    ],
 )
-def test_chunks_alternating_between_two_hosts(hosts, chunk_size, size, method):
+def test_chunks_alternating_between_two_hosts(hosts, protocol, chunk_size, size, method):
     first, second, bucket, worker = hosts
     data = random.Random(size).randbytes(size)
     clients = [first.login(), second.login()]
-    upload_id = send_file(clients, data, chunk_size, method)
+    if protocol == "tus":
+        upload_id = send_tus(clients, data, chunk_size)
+    elif protocol == "content-range":
+        upload_id = send_content_range(clients, data, chunk_size)
+    else:
+        upload_id = send_file(clients, data, chunk_size, method, protocol)
 
     for client in clients:  # the same answer from either host
         status = client.finished(upload_id)
         assert status["status"] == "complete", status
         assert status["sha256"] == hashlib.sha256(data).hexdigest()
-    # The Celery worker finished it, not a web process; and once.
-    worker.wait_for(FINISHED_BY_CELERY)
+    if protocol != "content-range":  # whose complete request finishes it, to check the md5
+        # The Celery worker finished it, not a web process.
+        worker.wait_for(FINISHED_BY_CELERY)
     assert signals(first).count(f"upload_completed {upload_id}") == 1
-    (stored,) = assert_nothing_left(bucket, (first, second), worker)
+    stored = assert_nothing_left(bucket, (first, second), worker, upload_id)
     assert stored_sha256(bucket, stored) == status["sha256"]
 
 
@@ -255,17 +323,18 @@ def test_a_worker_killed_while_finishing_has_the_job_run_again_once(hosts):
     worker.wait_for(FINISHED_BY_CELERY)
     assert "signal 9 (SIGKILL)" in worker.log.read_text()
     assert signals(first).count(f"upload_completed {upload_id}") == 1
-    (stored,) = assert_nothing_left(bucket, (first, second), worker)
+    stored = assert_nothing_left(bucket, (first, second), worker, upload_id)
     assert stored_sha256(bucket, stored) == status["sha256"]
 
 
-def assert_nothing_left(bucket, sites, worker):
-    """One finished object per upload in the bucket, no staging key or multipart
-    upload, no byte on any host's disk, no error in the web logs."""
-    stored = [
+def assert_nothing_left(bucket, sites, worker, upload_id):
+    """The upload's one finished object in the bucket (its key has the upload's
+    own folder), no staging key or multipart upload, no byte on any host's
+    disk, no error in the web logs."""
+    (stored,) = [
         item
         for item in bucket.list_objects_v2(Bucket=BUCKET).get("Contents", [])
-        if not item["Key"].startswith("staging/")
+        if f"/{upload_id}/" in item["Key"]
     ]
     assert bucket.list_objects_v2(Bucket=BUCKET, Prefix="staging/").get("Contents", []) == []
     assert bucket.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
