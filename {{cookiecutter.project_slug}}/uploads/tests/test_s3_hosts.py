@@ -214,12 +214,14 @@ def send_chunks(clients, data, chunk_size, method, numbers, protocol="flow"):
     return responses
 
 
-def send_tus(clients, data, piece):
-    """A tus upload: created on the first host, PATCHes of `piece` bytes alternating."""
+def send_tus(clients, data, piece, *, length=None):
+    """A tus upload of `length` bytes (default: all of `data`), created on the
+    first host, then `data` in PATCHes of `piece` bytes alternating hosts; its id."""
     name = base64.b64encode(b"data.bin").decode()
+    length = len(data) if length is None else length
     created = clients[0].post(
         "/uploads/tus/",
-        headers={**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": f"filename {name}"},
+        headers={**TUS, "Upload-Length": str(length), "Upload-Metadata": f"filename {name}"},
     )
     assert created.status_code == 201, created.text
     path = urlsplit(created.headers["Location"]).path
@@ -353,3 +355,59 @@ def stored_sha256(bucket, stored):
     for block in iter(lambda: body.read(MiB), b""):
         digest.update(block)
     return digest.hexdigest()
+
+
+def assert_no_staging_left(bucket):
+    assert bucket.list_objects_v2(Bucket=BUCKET, Prefix="staging/").get("Contents", []) == []
+    assert bucket.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def test_cancel_and_expiry_leave_nothing_in_the_bucket(hosts):
+    first, second, bucket, worker = hosts
+    clients = [first.login(), second.login()]
+    data = random.Random(5).randbytes(3 * MiB)
+
+    # Begun on one host, cancelled on the other: tus termination.
+    cancelled = send_tus(clients, data[: 2 * MiB], MiB, length=len(data))
+    assert bucket.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) != []
+    response = clients[1].request("DELETE", f"/uploads/tus/{cancelled}", headers=TUS)
+    assert response.status_code == 204, response.text
+    assert clients[0].get(f"/uploads/api/uploads/{cancelled}/").json()["status"] == "cancelled"
+    assert_no_staging_left(bucket)
+
+    # Past its time: cleanup_uploads, on either host, expires it and empties its staging.
+    expired = send_tus(clients, data[: 2 * MiB], MiB, length=len(data))
+    first.manage(
+        "shell",
+        "-c",
+        "from datetime import timedelta; from django.utils import timezone; "
+        "from uploads.models import Upload; "
+        f"Upload.objects.filter(pk='{expired}').update(expires=timezone.now() - timedelta(1))",
+    )
+    second.manage("cleanup_uploads")
+    assert clients[0].get(f"/uploads/api/uploads/{expired}/").json()["status"] == "expired"
+    assert_no_staging_left(bucket)
+
+
+def test_a_host_killed_mid_upload_the_client_carries_on_against_the_other(hosts):
+    """SIGKILL to one host's gunicorn, master and workers, halfway through: what
+    it answered 200 for is kept, and the rest goes to the other host. Last in
+    the module: it serves the killed host again afterwards."""
+    first, second, bucket, worker = hosts
+    data = random.Random(6).randbytes(6 * 8 * MiB + 5)
+    clients = [first.login(), second.login()]
+    count = chunk_count(len(data), 8 * MiB)
+    sent = send_chunks(clients, data, 8 * MiB, "octet", range(1, count // 2 + 1))
+    upload_id = sent[0].json()["id"]
+    os.killpg(first.pid, signal.SIGKILL)
+    try:
+        rest = range(count // 2 + 1, count + 1)
+        send_chunks([clients[1]], data, 8 * MiB, "octet", rest)
+        status = clients[1].finished(upload_id)
+        assert status["status"] == "complete", status
+        assert status["sha256"] == hashlib.sha256(data).hexdigest()
+        assert signals(first).count(f"upload_completed {upload_id}") == 1
+        stored = assert_nothing_left(bucket, (first, second), worker, upload_id)
+        assert stored_sha256(bucket, stored) == status["sha256"]
+    finally:
+        first.serve()
