@@ -389,6 +389,46 @@ def test_cancel_and_expiry_leave_nothing_in_the_bucket(hosts):
     assert_no_staging_left(bucket)
 
 
+def test_the_upload_page_started_on_one_host_resumes_on_the_other(hosts, tmp_path):
+    """Start on host A; the page reloaded from host B (the same site: its
+    session is good there), the file chosen again: only the missing chunks go."""
+    if not os.access(servers.CHROMIUM, os.X_OK):
+        pytest.skip("Chromium is not installed: apt-get install chromium")
+    page_kit = pytest.importorskip("uploads.tests.test_browser")  # Playwright, the page's helpers
+    first, second, bucket, worker = hosts
+    chunks = 4
+    big = page_kit.make_file(tmp_path, "film.bin", chunks * 8 * MiB + 3, "hosts")
+    with page_kit.sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=servers.CHROMIUM, headless=True, args=servers.CHROMIUM_ARGS
+        )
+        try:
+            tab = page_kit.Page(browser, first)
+            gate = page_kit.ChunkGate(tab.page, let_through=2)
+            tab.choose(big)
+            tab.wait_until(lambda: gate.answered == 2 and gate.held, "two chunks stored on A")
+
+            tab.site = second
+            tab.goto("/uploads/")
+            gate.open()
+            listed = tab.page.locator("#uploads-table tr", has_text="film.bin")
+            page_kit.expect(listed).to_contain_text("Interrupted")
+            posts = page_kit.chunk_requests(tab.page)
+            tab.choose(big)
+            tab.wait_state("film.bin", "complete")
+            assert posts and all(url.startswith(second.url) for url in posts)
+            assert len(posts) < chunks, f"sent {len(posts)} of {chunks} chunks again"
+            upload = tab.upload_named("film.bin")
+            assert upload["sha256"] == page_kit.sha256(big)
+            assert tab.downloaded_sha256(upload) == page_kit.sha256(big)
+            tab.assert_no_console_errors()
+            tab.close()
+        finally:
+            browser.close()
+    stored = assert_nothing_left(bucket, (first, second), worker, upload["id"])
+    assert stored_sha256(bucket, stored) == upload["sha256"]
+
+
 def test_a_host_killed_mid_upload_the_client_carries_on_against_the_other(hosts):
     """SIGKILL to one host's gunicorn, master and workers, halfway through: what
     it answered 200 for is kept, and the rest goes to the other host. Last in
