@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 
 Status = Upload.Status
 
-# A broker that does not answer delays the answer to the last chunk by at most
-# about a second: then the lease takes over (_send_finish).
+# A broker that refuses connections delays the answer to the last chunk by
+# about a second (one that does not answer, by its connection timeouts); then
+# the lease takes over (_send_finish).
 SEND_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 
 
