@@ -5,8 +5,12 @@ The real worker, killed mid-finish, is in test_s3_hosts.py.
 """
 
 import hashlib
+import os
 import random
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -17,11 +21,12 @@ from uploads.models import Upload
 from uploads.signals import upload_completed
 
 from .chunking import chunk_count, post_chunk
-from .servers import free_port
+from .servers import SITE_ENV_PREFIXES, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHUNK = 64 * 1024
+SITE_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -95,3 +100,35 @@ def test_the_finish_task_run_again_changes_nothing(alice, completed, settings):
         upload.completed,
     )
     assert completed == [upload.pk]
+
+
+def test_the_periodic_cleanup_task_expires_an_upload_past_its_time(alice):
+    data = random.Random(5).randbytes(3 * CHUNK)
+    response = post_chunk(alice, "/uploads/flow/", "flow", data, 1, chunk_size=CHUNK)
+    upload = Upload.objects.get(pk=response.json()["id"])
+    Upload.objects.filter(pk=upload.pk).update(expires=timezone.now() - timedelta(minutes=1))
+    tasks.cleanup_uploads.apply().get()
+    upload.refresh_from_db()
+    assert upload.status == Upload.Status.EXPIRED
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_beat_schedule_is_there_only_when_asked_for(enabled):
+    """What `celery -A config beat` would run, read from the site's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SITE_ENV_PREFIXES)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from config.celery import app; app.loader.import_default_modules();"
+            "print(sorted(e['task'] for e in app.conf.beat_schedule.values()))",
+        ],
+        cwd=SITE_ROOT,
+        env={**env, "DJANGO_SECRET_KEY": "x", "UPLOADS_CELERY_BEAT": str(enabled)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = ["uploads.tasks.cleanup_uploads", "uploads.tasks.verify_uploads"]
+    assert done.stdout.strip() == str(expected if enabled else [])
