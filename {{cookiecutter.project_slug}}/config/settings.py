@@ -294,3 +294,28 @@ UPLOADS_MAX_ACTIVE_UPLOADS = env.str(
 UPLOADS_ACCEL_REDIRECT = env.str(
     "UPLOADS_ACCEL_REDIRECT", default=upload_defaults["ACCEL_REDIRECT"]
 )
+
+# --- Background work on Celery ----------------------------------------------
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+# With a broker (redis://host:6379/0), Celery workers (`celery -A config
+# worker`) finish uploads instead of the web process; without one, nothing is
+# sent anywhere. A finish is acknowledged only once done, and one worker
+# process takes one job at a time, so a long hash holds up no other job. The
+# database row says what is done: no result backend is used.
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = TIME_ZONE
+# Where cron or the systemd timers of deploy/ are not used, `celery -A config
+# beat` runs cleanup_uploads and verify_uploads at their times instead.
+UPLOADS_CELERY_BEAT = env.bool("UPLOADS_CELERY_BEAT", default=upload_defaults["CELERY_BEAT"])
+CELERY_BEAT_SCHEDULE = (
+    {
+        "cleanup-uploads": {"task": "uploads.tasks.cleanup_uploads", "schedule": 60 * 60},
+        "verify-uploads": {"task": "uploads.tasks.verify_uploads", "schedule": 7 * 24 * 60 * 60},
+    }
+    if UPLOADS_CELERY_BEAT
+    else {}
+)

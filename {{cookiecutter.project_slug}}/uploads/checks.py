@@ -7,6 +7,7 @@ every id with what it means and what to do.
 """
 
 import os
+from contextlib import suppress
 from pathlib import Path
 
 from django.conf import settings
@@ -131,6 +132,31 @@ def check_staging_bucket(app_configs, **kwargs):
             "or write UPLOADS_STAGING=local.",
             id="uploads.E014",
         )
+    ]
+
+
+@checks.register(checks.Tags.files)
+def check_broker_needed(app_configs, **kwargs):
+    """Settings that only make sense with background work on Celery."""
+    if getattr(settings, "CELERY_BROKER_URL", ""):
+        return []
+    reasons = []
+    if upload_settings.CELERY_BEAT:
+        reasons.append("UPLOADS_CELERY_BEAT is on: nothing runs its schedule")
+    with suppress(ImproperlyConfigured):  # uploads.E011
+        if upload_settings.STAGING == "s3":
+            reasons.append(
+                "UPLOADS_STAGING is s3: each upload is finished in the web process that "
+                "took its last chunk, and one that restarts leaves it to the lease"
+            )
+    return [
+        checks.Warning(
+            f"CELERY_BROKER_URL is empty, but {reason}.",
+            hint="Set CELERY_BROKER_URL (redis://host:6379/0) and run `celery -A config worker`; "
+            'see the README\'s "Running on several hosts".',
+            id="uploads.W002",
+        )
+        for reason in reasons
     ]
 
 

@@ -72,6 +72,9 @@ DEFAULTS = {
     "USER_QUOTA": 500 * 1024**3,
     # Unfinished uploads one user may have at once.
     "MAX_ACTIVE_UPLOADS": 100,
+    # Run cleanup_uploads (hourly) and verify_uploads (weekly) from Celery's
+    # beat schedule, for sites on a broker that use no cron or systemd timer.
+    "CELERY_BEAT": False,
 }
 
 # The browser clients the widget can drive, and the endpoint each one talks to.

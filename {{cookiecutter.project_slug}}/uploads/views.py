@@ -6,9 +6,10 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.files.storage import FileSystemStorage
 from django.db.models import Case, Value, When
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.utils.http import content_disposition_header
+from storages.backends.s3 import S3Storage
 
 from . import tokens
 from .access import error_response
@@ -62,11 +63,30 @@ def download(request, upload_id):
     if upload.status != Upload.Status.COMPLETE or not upload.file:
         raise Http404("this upload is not complete")
     # A file in MEDIA_ROOT behind nginx: nginx serves it (and its ranges) from
-    # its internal location, so no worker thread streams it. A bucket's files
-    # are not under that location; the worker streams them.
+    # its internal location, so no worker thread streams it. A bucket serves
+    # its own files: the browser is sent there.
     if upload_settings.ACCEL_REDIRECT and isinstance(upload.file.storage, FileSystemStorage):
         return accel_redirect(upload)
+    if isinstance(upload.file.storage, S3Storage):
+        return bucket_redirect(upload)
     return file_response(request, upload.file, upload.name, etag=f'"{upload.sha256}"')
+
+
+# Seconds a download link into the bucket works: long enough to follow the
+# redirect, short enough that a copied link soon stops working. A download
+# manager that resumes later asks this page again and gets a fresh one.
+SIGNED_URL_LIFE = 300
+
+
+def bucket_redirect(upload):
+    """A redirect to a signed URL of the bucket, which answers with the stored name
+    as an attachment and serves Range requests itself."""
+    url = upload.file.storage.url(
+        upload.file.name,
+        parameters={"ResponseContentDisposition": content_disposition_header(True, upload.name)},
+        expire=SIGNED_URL_LIFE,
+    )
+    return HttpResponseRedirect(url)
 
 
 def accel_redirect(upload):

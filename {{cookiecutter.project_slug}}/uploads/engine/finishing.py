@@ -16,7 +16,8 @@ of the upload or cleanup_uploads takes the upload over.
 writing.py calls finish_soon() from the one request whose chunk completed the
 file, and the Content-Range adapter finishes a held upload through complete(),
 which checks the client's md5 here. finish_upload(upload_id) is the whole
-finish as a function of an id, for any runner that holds the lease.
+finish as a function of an id: the web process's thread runs it, and so does
+the Celery task (uploads/tasks.py) when a broker is configured.
 """
 
 import logging
@@ -28,7 +29,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .. import staging
+from .. import staging, tasks
 from ..conf import upload_settings
 from ..errors import BadRequest, Busy, FinishingFailed
 from ..models import Upload
@@ -38,6 +39,11 @@ logger = logging.getLogger(__name__)
 
 Status = Upload.Status
 
+# A broker that refuses connections delays the answer to the last chunk by
+# about a second (one that does not answer, by its connection timeouts); then
+# the lease takes over (_send_finish).
+SEND_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
+
 
 class StoringFailed(Exception):
     """The storage could not take the file (full, unreachable): worth another try later."""
@@ -45,12 +51,17 @@ class StoringFailed(Exception):
 
 def finish_soon(upload):
     """
-    Finish an upload that just became whole (or was just taken over). By
-    default in a thread of this worker, after the answer (which says
-    `processing`): hashing a file of tens of GB takes minutes, and the client
-    polls the status API. A worker that stops meanwhile lets its lease run
-    out, and the upload is taken over.
+    Finish an upload that just became whole (or was just taken over), after
+    the answer (which says `processing`): hashing a file of tens of GB takes
+    minutes, and the client polls the status API. With a broker, a Celery
+    worker does it (tasks.finish_upload); without one, a thread of this worker.
+    A finisher that stops meanwhile lets its lease run out, and the upload is
+    taken over.
     """
+    if tasks.enabled():
+        # Sent once the `processing` status is committed, so the worker sees it.
+        transaction.on_commit(lambda: _send_finish(upload.pk))
+        return
     if not upload_settings.FINISH_IN_BACKGROUND:
         finish(upload)
         return
@@ -59,6 +70,24 @@ def finish_soon(upload):
     )
     # Started once the `processing` status is committed, so the thread sees it.
     transaction.on_commit(thread.start)
+
+
+def _send_finish(pk):
+    """
+    Queue the finish. A broker that cannot be reached loses nothing: the
+    upload is recorded whole and `processing` with its lease, and once the
+    lease runs out the status API's next read sends the task again
+    (take_over_if_stalled) and cleanup_uploads finishes it itself (recover).
+    """
+    try:
+        tasks.finish_upload.apply_async((pk,), retry_policy=SEND_RETRY)
+    except Exception as exc:  # kombu's OperationalError, a DNS failure, a refused connection
+        logger.warning(
+            "upload %s: the broker did not take the finish (%s); it is taken over "
+            "once its lease runs out",
+            pk,
+            exc,
+        )
 
 
 def _finish_in_thread(pk):
@@ -72,9 +101,11 @@ def _finish_in_thread(pk):
 
 def finish_upload(upload_id):
     """
-    Finish the `processing` upload `upload_id`, whose lease the caller holds.
-    Idempotent: an upload no longer `processing` (finished by another run,
-    say) is left as it is.
+    Finish the `processing` upload `upload_id`, whose lease the caller holds
+    (or held: a Celery job given back when its worker died runs again with
+    the lease it was sent with). Idempotent: an upload no longer `processing`
+    (finished by another run, say) is left as it is; a run still at work
+    holds the staged bytes' lock, and this one leaves it to that run.
     """
     upload = Upload.objects.get(pk=upload_id)
     if upload.status != Status.PROCESSING:

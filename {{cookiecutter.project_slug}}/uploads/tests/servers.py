@@ -49,7 +49,7 @@ CHROMIUM_ARGS = [
 ]
 
 # Settings the site reads from the environment: the test sets its own, never the caller's.
-SITE_ENV_PREFIXES = ("DJANGO_", "UPLOADS_", "GUNICORN_", "DATABASE_", "AWS_")
+SITE_ENV_PREFIXES = ("DJANGO_", "UPLOADS_", "GUNICORN_", "DATABASE_", "AWS_", "CELERY_")
 
 
 @contextmanager

@@ -67,10 +67,24 @@ def test_a_setting_the_app_cannot_use_is_its_own_check_error(
 def test_s3_staging_needs_a_bucket(settings):
     settings.UPLOADS_STAGING = "s3"
     settings.AWS_STORAGE_BUCKET_NAME = ""
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
     found = uploads_messages()
     assert list(found) == ["uploads.E014"]
     assert "AWS_STORAGE_BUCKET_NAME is empty" in found["uploads.E014"][0]
     settings.AWS_STORAGE_BUCKET_NAME = "site-bucket"
+    assert uploads_messages() == {}
+
+
+def test_settings_that_need_a_broker_warn_without_one(settings):
+    settings.CELERY_BROKER_URL = ""
+    settings.UPLOADS_CELERY_BEAT = True
+    found = uploads_messages()
+    assert list(found) == ["uploads.W002"]
+    assert "UPLOADS_CELERY_BEAT is on: nothing runs its schedule" in found["uploads.W002"][0]
+    settings.UPLOADS_STAGING = "s3"
+    settings.AWS_STORAGE_BUCKET_NAME = "site-bucket"
+    assert len(uploads_messages()["uploads.W002"]) == 2
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
     assert uploads_messages() == {}
 
 

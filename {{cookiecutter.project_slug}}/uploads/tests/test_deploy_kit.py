@@ -83,7 +83,7 @@ def test_the_systemd_units_parse(tmp_path):
     site = tmp_path / "srv"
     (site / ".venv" / "bin").mkdir(parents=True)
     (site / ".env").touch()
-    for command in ("python", "gunicorn"):
+    for command in ("python", "gunicorn", "celery"):
         (site / ".venv" / "bin" / command).symlink_to(Path(sys.executable).parent / command)
     units = sorted(DEPLOY.glob("*.service")) + sorted(DEPLOY.glob("*.timer"))
     assert {unit.name for unit in units} >= {
@@ -92,6 +92,8 @@ def test_the_systemd_units_parse(tmp_path):
         "cleanup-uploads.timer",
         "verify-uploads.service",
         "verify-uploads.timer",
+        "celery-worker.service",
+        "celery-beat.service",
     }
     slug = SITE_ROOT.name
     for unit in units:

@@ -8,9 +8,12 @@ boto3 client a real bucket would get.
 
 import hashlib
 import random
+import time
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
+import requests
 from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
@@ -55,7 +58,9 @@ def bucket(s3_endpoint, monkeypatch):
     client.delete_bucket(Bucket=BUCKET)
 
 
-def test_a_finished_upload_is_streamed_into_the_bucket(alice, bucket):
+def test_a_finished_upload_is_streamed_into_the_bucket(
+    alice, bucket, s3_endpoint, client, other_user
+):
     data = random.Random(7).randbytes(5 * CHUNK + 321)
     for number in range(1, chunk_count(len(data), CHUNK) + 1):
         response = post_chunk(alice, "/uploads/flow/", "flow", data, number, chunk_size=CHUNK)
@@ -69,9 +74,26 @@ def test_a_finished_upload_is_streamed_into_the_bucket(alice, bucket):
     assert stored["Body"].read() == data
     assert not any(staging.backend.directory().iterdir()), "the staging file was left behind"
 
+    # The download is the bucket's: a signed link that soon stops working,
+    # answering with the file under its own name.
     downloaded = alice.get(body["download_url"])
-    assert downloaded.status_code == 200
-    assert b"".join(downloaded.streaming_content) == data
+    assert downloaded.status_code == 302
+    link = downloaded["Location"]
+    assert link.startswith(f"{s3_endpoint}/{BUCKET}/")
+    query = parse_qs(urlsplit(link).query)
+    if "X-Amz-Expires" in query:  # signature version 4
+        assert query["X-Amz-Expires"] == ["300"]
+    else:  # version 2: the moment it stops working
+        assert 0 < int(query["Expires"][0]) - time.time() <= 300
+    fetched = requests.get(link, timeout=10)
+    assert fetched.status_code == 200
+    assert fetched.content == data
+    assert fetched.headers["Content-Disposition"] == f'attachment; filename="{upload.name}"'
+    part = requests.get(link, headers={"Range": "bytes=10-19"}, timeout=10)
+    assert (part.status_code, part.content) == (206, data[10:20])
+    # Nobody else gets a link.
+    client.force_login(other_user)
+    assert client.get(body["download_url"]).status_code == 404
 
 
 def test_a_bucket_that_refuses_the_file_keeps_the_upload_until_it_can_be_stored(alice, bucket):
