@@ -27,6 +27,7 @@ from django import db
 from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import staging
 from ..conf import upload_settings
@@ -288,7 +289,11 @@ def complete(upload, *, expected=None):
     upload = finish(upload, expected=expected)
     if upload.status == Status.PROCESSING:
         # Every byte is in and checked; storing or recording it will be tried again.
-        raise Busy(upload.error or "the upload is being finished; ask its status in a while")
+        raise Busy(
+            upload.error or gettext("the upload is being finished; ask its status in a while")
+        )
     if upload.status != Status.COMPLETE:
-        raise FinishingFailed(upload.error or f"the upload is {upload.status}")
+        raise FinishingFailed(
+            upload.error or gettext("the upload is %(status)s") % {"status": upload.status}
+        )
     return upload

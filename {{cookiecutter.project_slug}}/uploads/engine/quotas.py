@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils.translation import ngettext
 
 from ..conf import upload_settings
 from ..errors import QuotaExceeded, TooManyUploads
@@ -58,8 +59,14 @@ def check_room(owner, size):
     held = usage(owner)
     if held.active_uploads >= upload_settings.MAX_ACTIVE_UPLOADS:
         raise TooManyUploads(
-            f"you already have {held.active_uploads} unfinished uploads, the most allowed "
-            f"(UPLOADS_MAX_ACTIVE_UPLOADS); finish or cancel one, then start this one again"
+            ngettext(
+                "you already have %(count)d unfinished upload, the most allowed "
+                "(UPLOADS_MAX_ACTIVE_UPLOADS); finish or cancel it, then start this one again",
+                "you already have %(count)d unfinished uploads, the most allowed "
+                "(UPLOADS_MAX_ACTIVE_UPLOADS); finish or cancel one, then start this one again",
+                held.active_uploads,
+            )
+            % {"count": held.active_uploads}
         )
     size = upload_settings.MAX_BYTES if size is None else size
     quota = upload_settings.USER_QUOTA
