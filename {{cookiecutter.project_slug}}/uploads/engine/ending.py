@@ -69,8 +69,11 @@ def delete_file(upload):
     user = file_user(upload.file.name)
     if user is not None:
         raise ChunkConflict(
-            f"the file is used by {user._meta.verbose_name} {str(user)!r} (id {user.pk}); "
-            f"delete that or give it another file first"
+            gettext(
+                "the file is used by %(model)s %(object)r (id %(id)s); "
+                "delete that or give it another file first"
+            )
+            % {"model": user._meta.verbose_name, "object": str(user), "id": user.pk}
         )
     name, storage = upload.file.name, upload.file.storage
     if transitions.move(upload, Status.COMPLETE, Status.DELETED, file=""):
@@ -83,7 +86,10 @@ def delete_file(upload):
         return upload
     upload.refresh_from_db(fields=["status"])
     if upload.status != Status.DELETED:
-        raise ChunkConflict(f"this upload is {upload.status}; only a complete file can be deleted")
+        raise ChunkConflict(
+            gettext("this upload is %(status)s; only a complete file can be deleted")
+            % {"status": upload.status}
+        )
     return upload
 
 

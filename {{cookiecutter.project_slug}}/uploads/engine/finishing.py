@@ -284,8 +284,13 @@ def complete(upload, *, expected=None):
         upload.refresh_from_db(fields=["status", "received_bytes", "size", "expires"])
         ending.check_not_ended(upload)
         if upload.status != Status.UPLOADING:
-            raise BadRequest(f"the upload is already {upload.status}")
-        raise BadRequest(f"the upload has {upload.received_bytes} of its {upload.size} bytes")
+            raise BadRequest(
+                gettext("the upload is already %(status)s") % {"status": upload.status}
+            )
+        raise BadRequest(
+            gettext("the upload has %(received)s of its %(size)s bytes")
+            % {"received": upload.received_bytes, "size": upload.size}
+        )
     upload = finish(upload, expected=expected)
     if upload.status == Status.PROCESSING:
         # Every byte is in and checked; storing or recording it will be tried again.

@@ -41,13 +41,13 @@ def check_declared_file(filename, size):
     size None: not known yet (tus creation-defer-length); writing checks it later.
     """
     if not filename or not filename.strip():
-        raise BadRequest("the file name is empty")
+        raise BadRequest(gettext("the file name is empty"))
     if len(filename) > 255:
-        raise BadRequest("the file name is longer than 255 characters")
+        raise BadRequest(gettext("the file name is longer than 255 characters"))
     if "\x00" in filename:
         # Kept as data, the original name must fit every database; PostgreSQL
         # refuses NUL in text.
-        raise BadRequest("the file name contains a NUL character")
+        raise BadRequest(gettext("the file name contains a NUL character"))
     if size is not None:
         check_size(size)
     allowed = upload_settings.ALLOWED_EXTENSIONS
@@ -157,8 +157,10 @@ def _ended_recently(owner, protocol, client_id, size, chunk_size):
     )
     if upload is not None and upload.status == Status.CANCELLED:
         raise UploadCancelled(
-            "this upload was cancelled; to send the file again, start a new upload "
-            "with a new identifier"
+            gettext(
+                "this upload was cancelled; to send the file again, start a new upload "
+                "with a new identifier"
+            )
         )
     return upload
 

@@ -105,8 +105,11 @@ def write(upload, piece):
             "upload %s: body cut off after %d of %d bytes", upload.pk, written, piece.length
         )
         raise BadRequest(
-            f"the body ended after {written} of {piece.length} bytes; they were kept, "
-            f"resume at offset {piece.offset + written}"
+            gettext(
+                "the body ended after %(written)s of %(length)s bytes; they were kept, "
+                "resume at offset %(offset)s"
+            )
+            % {"written": written, "length": piece.length, "offset": piece.offset + written}
         )
     if finished:
         finishing.finish_soon(upload)
@@ -178,7 +181,9 @@ def _already_has(upload, piece):
         return True
     ending.check_not_ended(upload)
     if upload.status != Status.UPLOADING:
-        raise ChunkConflict(f"this upload is {upload.status}; it takes no more bytes")
+        raise ChunkConflict(
+            gettext("this upload is %(status)s; it takes no more bytes") % {"status": upload.status}
+        )
     if piece.in_order:
         current = current_offset(upload)
         if current != start:
