@@ -42,6 +42,7 @@ PY
 cd "$site"
 export PATH="$out/.venv/bin:$PATH"
 python manage.py migrate --noinput
+python manage.py compilemessages --ignore=.venv --verbosity 0
 python manage.py collectstatic --noinput --verbosity 0
 DJANGO_SUPERUSER_USERNAME=demo DJANGO_SUPERUSER_PASSWORD=demo-password \
   DJANGO_SUPERUSER_EMAIL=demo@example.com \

@@ -14,6 +14,9 @@ fi
 # skip, saying why, where it cannot be installed.
 command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) \
   || echo "Chromium could not be installed: the browser tests will skip." >&2
+# GNU gettext's msgfmt compiles the site's French and German (compilemessages).
+command -v msgfmt >/dev/null || (apt-get update && apt-get install -y gettext) \
+  || echo "gettext could not be installed: the site's tests cannot compile its translations." >&2
 # The deploy kit's tests run real nginx (Debian's package) in front of gunicorn.
 [ -x /usr/sbin/nginx ] || (apt-get update && apt-get install -y nginx) \
   || echo "nginx could not be installed: the nginx tests will skip." >&2

@@ -1,6 +1,21 @@
+from pathlib import Path
+
 import pytest
+from django.conf import settings as django_settings
+from django.core.management import call_command
 
 from uploads.access import recently_checked
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_translations():
+    """The .mo files are build output (not committed): compiled when missing or stale."""
+    for po in Path(django_settings.LOCALE_PATHS[0]).glob("*/LC_MESSAGES/*.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            # Django skips the ones that are up to date; a virtualenv here is not ours.
+            call_command("compilemessages", ignore=[".venv", "venv"], verbosity=0)
+            return
 
 
 @pytest.fixture(autouse=True)

@@ -51,6 +51,8 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The page's language from the browser's Accept-Language (LANGUAGES below).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -143,8 +145,16 @@ AXES_VERBOSE = False
 LOGOUT_REDIRECT_URL = "home"
 
 # --- Internationalisation ---------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/topics/i18n/translation/
+# To add a language: add it here, then see the README's "Add a language".
 
 LANGUAGE_CODE = "en-us"
+LANGUAGES = [
+    ("en", "English"),
+    ("fr", "Français"),
+    ("de", "Deutsch"),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("DJANGO_TIME_ZONE", default="{{ cookiecutter.time_zone }}")
 USE_I18N = True
 USE_TZ = True

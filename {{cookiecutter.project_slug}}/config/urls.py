@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView, TemplateView
+from django.views.i18n import JavaScriptCatalog
 
 
 class FaviconView(RedirectView):
@@ -20,4 +21,6 @@ urlpatterns = [
     path("documents/", include("documents.urls")),
     path("admin/", admin.site.urls),
     path("favicon.ico", FaviconView.as_view()),
+    # The widget's words in the page's language (window.gettext, used by its t()).
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
 ]

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy
 
 from uploads.forms import with_uploader
 
@@ -16,7 +17,7 @@ class DocumentAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ["uploads/css/admin.css"]}
 
-    @admin.display(description="file", ordering="file")
+    @admin.display(description=gettext_lazy("file"), ordering="file")
     def file_link(self, obj):
         # The download view, not the storage URL: media is not served at /media/.
         if not obj.file:

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 
 from .forms import DocumentForm
 from .models import Document
@@ -27,7 +28,7 @@ def document_create(request):
         document = form.save(commit=False)
         document.owner = request.user
         document.save()
-        messages.success(request, f"“{document.title}” is saved.")
+        messages.success(request, _("“%(title)s” is saved.") % {"title": document.title})
         return redirect("documents:list")
     return render(request, "documents/document_form.html", {"form": form})
 
@@ -39,7 +40,7 @@ def document_update(request, pk):
     form = DocumentForm(request.POST or None, instance=document, user=request.user)
     if request.method == "POST" and form.is_valid():
         form.save()
-        messages.success(request, f"“{document.title}” is saved.")
+        messages.success(request, _("“%(title)s” is saved.") % {"title": document.title})
         return redirect("documents:list")
     return render(request, "documents/document_form.html", {"form": form, "document": document})
 
@@ -50,7 +51,7 @@ def document_delete(request, pk):
     if request.method == "POST":
         document.delete()
         # The file is the upload's: it stays in "Your uploads" until deleted there.
-        messages.success(request, f"“{document.title}” is deleted.")
+        messages.success(request, _("“%(title)s” is deleted.") % {"title": document.title})
         return redirect("documents:list")
     return render(request, "documents/document_confirm_delete.html", {"document": document})
 

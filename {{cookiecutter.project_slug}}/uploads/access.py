@@ -24,6 +24,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext, gettext_lazy
 from django.views import View
 from django.views.csrf import csrf_failure as django_csrf_failure
 
@@ -35,8 +36,8 @@ from .models import Upload
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
 # What a request without a user is told: a browser is told to log in again.
-SESSION_ENDED = "your session has ended: log in again"
-NO_CREDENTIALS = "log in, or send an API token as Authorization: Bearer <token>"
+SESSION_ENDED = gettext_lazy("your session has ended: log in again")
+NO_CREDENTIALS = gettext_lazy("log in, or send an API token as Authorization: Bearer <token>")
 # Read and thrown away at a time while draining a refused request's body.
 DRAIN_BLOCK = 64 * 1024
 
@@ -227,11 +228,13 @@ class UploadEndpoint(View):
         try:
             upload_id = uuid.UUID(str(upload_id))
         except ValueError:
-            raise UploadNotFound(f"{str(upload_id)[:40]!r} is not an upload id") from None
+            raise UploadNotFound(
+                gettext("%(id)r is not an upload id") % {"id": str(upload_id)[:40]}
+            ) from None
         uploads = Upload.objects.filter(pk=upload_id, owner=self.user)
         if self.protocol:
             uploads = uploads.filter(protocol=self.protocol)
         upload = uploads.first()
         if upload is None:
-            raise UploadNotFound("no such upload")
+            raise UploadNotFound(gettext("no such upload"))
         return upload

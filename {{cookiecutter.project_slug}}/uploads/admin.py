@@ -3,6 +3,7 @@ from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from . import engine, tokens
 from .errors import UploadError
@@ -30,10 +31,13 @@ class UploadAdmin(admin.ModelAdmin):
     # its page only shows it (has_change_permission), in words a person reads.
     fieldsets = [
         (None, {"fields": ["filename", "owner", "status", "error", "download"]}),
-        ("Bytes", {"fields": ["human_size", "received", "received_summary", "sha256"]}),
-        ("Dates", {"fields": ["created", "updated", "expiry", "completed"]}),
         (
-            "As the client sent it",
+            gettext_lazy("Bytes"),
+            {"fields": ["human_size", "received", "received_summary", "sha256"]},
+        ),
+        (gettext_lazy("Dates"), {"fields": ["created", "updated", "expiry", "completed"]}),
+        (
+            gettext_lazy("As the client sent it"),
             {
                 "fields": [
                     "protocol",
@@ -55,44 +59,47 @@ class UploadAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="received")
+    @admin.display(description=gettext_lazy("received"))
     def received(self, upload):
         if upload.progress is None:
-            return f"{filesizeformat(upload.received_bytes)} so far"
+            return gettext("%(size)s so far") % {"size": filesizeformat(upload.received_bytes)}
         return f"{filesizeformat(upload.received_bytes)} ({upload.progress:.0%})"
 
-    @admin.display(description="received ranges")
+    @admin.display(description=gettext_lazy("received ranges"))
     def received_summary(self, upload):
         # A fragmented upload may hold thousands of ranges: the count, and the first gap.
         ranges = upload.received_ranges
         if not ranges:
-            return "none yet"
+            return gettext("none yet")
         first_gap = ranges[0][1] if ranges[0][0] == 0 else 0
         if len(ranges) == 1 and first_gap == upload.size:
-            return "all of it, in one piece"
-        pieces = "one piece" if len(ranges) == 1 else f"{len(ranges)} pieces"
-        return f"{pieces}; the first missing byte is at {filesizeformat(first_gap)}"
+            return gettext("all of it, in one piece")
+        return ngettext(
+            "%(count)d piece; the first missing byte is at %(offset)s",
+            "%(count)d pieces; the first missing byte is at %(offset)s",
+            len(ranges),
+        ) % {"count": len(ranges), "offset": filesizeformat(first_gap)}
 
-    @admin.display(description="file")
+    @admin.display(description=gettext_lazy("file"))
     def download(self, upload):
         if upload.status != Upload.Status.COMPLETE or not upload.file:
             return "—"
         return format_html('<a href="{}">{}</a>', upload.get_download_url(), upload.name)
 
-    @admin.display(description="size", ordering="size")
+    @admin.display(description=gettext_lazy("size"), ordering="size")
     def human_size(self, upload):
         # A tus client may defer the size until its last bytes.
-        return "not known yet" if upload.size is None else filesizeformat(upload.size)
+        return gettext("not known yet") if upload.size is None else filesizeformat(upload.size)
 
-    @admin.display(description="expires", ordering="expires")
+    @admin.display(description=gettext_lazy("expires"), ordering="expires")
     def expiry(self, upload):
         # Only an unfinished upload expires; for the others the date means nothing.
         return upload.expires if upload.status == Upload.Status.UPLOADING else "—"
 
-    @admin.display(description="progress")
+    @admin.display(description=gettext_lazy("progress"))
     def percent(self, upload):
         if upload.progress is None:
-            return f"{filesizeformat(upload.received_bytes)} so far"
+            return gettext("%(size)s so far") % {"size": filesizeformat(upload.received_bytes)}
         return f"{upload.progress:.0%}"
 
     def has_add_permission(self, request):
@@ -103,10 +110,14 @@ class UploadAdmin(admin.ModelAdmin):
         if "delete_selected" in actions:
             # Deleting here always removes the files too (delete_queryset below).
             function, name, _ = actions["delete_selected"]
-            actions["delete_selected"] = (function, name, "Delete selected uploads and their files")
+            actions["delete_selected"] = (
+                function,
+                name,
+                gettext_lazy("Delete selected uploads and their files"),
+            )
         return actions
 
-    @admin.action(description="Cancel the selected unfinished uploads")
+    @admin.action(description=gettext_lazy("Cancel the selected unfinished uploads"))
     def cancel_uploads(self, request, queryset):
         cancelled = skipped = 0
         for upload in queryset.filter(status=Upload.Status.UPLOADING):
@@ -115,9 +126,15 @@ class UploadAdmin(admin.ModelAdmin):
                 cancelled += 1
             except UploadError:
                 skipped += 1  # it finished in the meantime
-        self.message_user(request, f"{cancelled} upload(s) cancelled.", messages.SUCCESS)
+        cancelled_words = ngettext(
+            "%(count)d upload cancelled.", "%(count)d uploads cancelled.", cancelled
+        )
+        self.message_user(request, cancelled_words % {"count": cancelled}, messages.SUCCESS)
         if skipped:
-            self.message_user(request, f"{skipped} had finished already.", messages.WARNING)
+            skipped_words = ngettext(
+                "%(count)d had finished already.", "%(count)d had finished already.", skipped
+            )
+            self.message_user(request, skipped_words % {"count": skipped}, messages.WARNING)
 
     def delete_model(self, request, obj):
         self.delete_queryset(request, Upload.objects.filter(pk=obj.pk))
@@ -141,7 +158,8 @@ class UploadAdmin(admin.ModelAdmin):
         if kept:
             self.message_user(
                 request,
-                f"Not deleted, being finished right now: {', '.join(kept)}.",
+                gettext("Not deleted, being finished right now: %(names)s.")
+                % {"names": ", ".join(kept)},
                 messages.WARNING,
             )
 
@@ -195,7 +213,7 @@ class UploadTokenAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"API token {obj.name!r}",
+            "title": gettext("API token %(name)r") % {"name": obj.name},
             "record": obj,
             "token": token,
         }
@@ -204,7 +222,8 @@ class UploadTokenAdmin(admin.ModelAdmin):
         add_never_cache_headers(response)
         return response
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description=gettext_lazy("Revoke the selected tokens"))
     def revoke(self, request, queryset):
         count = tokens.revoke(queryset)
-        self.message_user(request, f"{count} token(s) revoked.", messages.SUCCESS)
+        words = ngettext("%(count)d token revoked.", "%(count)d tokens revoked.", count)
+        self.message_user(request, words % {"count": count}, messages.SUCCESS)

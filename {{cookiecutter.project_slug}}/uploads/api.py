@@ -2,6 +2,7 @@
 
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpResponse, JsonResponse
+from django.utils.translation import gettext
 
 from . import engine
 from .access import UploadEndpoint
@@ -22,7 +23,7 @@ class UploadListView(UploadEndpoint):
         except PageNotAnInteger:
             raise BadRequest("page must be a whole number") from None
         except EmptyPage:
-            raise UploadNotFound("no such page") from None
+            raise UploadNotFound(gettext("no such page")) from None
         base = request.path
         return JsonResponse(
             {

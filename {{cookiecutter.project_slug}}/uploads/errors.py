@@ -6,6 +6,8 @@ views turn them into `{"error": message}` responses, so no malformed request
 ever reaches a 500.
 """
 
+from django.utils.translation import gettext
+
 
 class UploadError(Exception):
     status = 400
@@ -108,8 +110,11 @@ class DatabaseUnavailable(UploadError):
     @classmethod
     def because(cls, exc):
         return cls(
-            f"the database is unavailable ({type(exc).__name__}); nothing of this request "
-            f"was recorded: retry in {cls.retry_after} seconds"
+            gettext(
+                "the database is unavailable (%(reason)s); nothing of this request "
+                "was recorded: retry in %(seconds)s seconds"
+            )
+            % {"reason": type(exc).__name__, "seconds": cls.retry_after}
         )
 
 

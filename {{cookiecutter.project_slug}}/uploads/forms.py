@@ -11,6 +11,8 @@ import uuid
 from django import forms
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from .models import Upload
 from .widgets import ResumableFileWidget
@@ -19,16 +21,16 @@ from .widgets import ResumableFileWidget
 class ResumableFileFormField(forms.FileField):
     widget = ResumableFileWidget
     default_error_messages = {
-        "required": "Choose a file and wait until it has finished uploading.",
-        "missing": "This upload does not exist or is not yours.",
-        "unfinished": (
+        "required": _("Choose a file and wait until it has finished uploading."),
+        "missing": _("This upload does not exist or is not yours."),
+        "unfinished": _(
             "“%(name)s” has not finished uploading yet (%(done)s of %(size)s). "
             "Wait until it is complete, then save again."
         ),
-        "processing": (
+        "processing": _(
             "“%(name)s” is uploaded and being checked (SHA-256): save again in a moment."
         ),
-        "ended": "“%(name)s” was %(status)s: upload the file again.",
+        "ended": _("“%(name)s” can no longer be used (%(status)s): upload the file again."),
     }
 
     def __init__(self, *, max_length=None, allow_empty_file=True, **kwargs):
@@ -60,7 +62,7 @@ class ResumableFileFormField(forms.FileField):
                 params={
                     "name": upload.filename,
                     "done": filesizeformat(upload.received_bytes),
-                    "size": "a size not known yet"
+                    "size": gettext("a size not known yet")
                     if upload.size is None
                     else filesizeformat(upload.size),
                 },
@@ -69,7 +71,7 @@ class ResumableFileFormField(forms.FileField):
             raise ValidationError(
                 self.error_messages["ended"],
                 code="ended",
-                params={"name": upload.filename, "status": upload.get_status_display().lower()},
+                params={"name": upload.filename, "status": upload.get_status_display()},
             )
         return upload
 

@@ -14,6 +14,8 @@ import threading
 import time
 from contextlib import contextmanager
 
+from django.utils.translation import gettext
+
 from .errors import Busy
 
 _OFD = hasattr(fcntl, "F_OFD_SETLK")
@@ -50,7 +52,7 @@ def _process_mutex(path, timeout):
     with _process_locks_guard:  # pragma: no cover - non-Linux
         mutex = _process_locks.setdefault(path, threading.Lock())
     if not mutex.acquire(timeout=timeout):  # pragma: no cover
-        raise Busy("another request is writing this upload; retry shortly")
+        raise Busy(gettext("another request is writing this upload; retry shortly"))
     try:  # pragma: no cover
         yield
     finally:  # pragma: no cover
@@ -74,7 +76,9 @@ def locked(fd, path, start=0, length=0, *, timeout, exclusive=True):
                 break
             except (BlockingIOError, PermissionError):
                 if time.monotonic() >= deadline:
-                    raise Busy("another request is writing these bytes; retry shortly") from None
+                    raise Busy(
+                        gettext("another request is writing these bytes; retry shortly")
+                    ) from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.2)
         try:

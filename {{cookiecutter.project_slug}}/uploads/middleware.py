@@ -6,6 +6,7 @@ answer JSON of their own (access.UploadEndpoint).
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
+from django.utils.translation import gettext
 
 from .errors import DatabaseUnavailable
 
@@ -22,8 +23,12 @@ class DatabaseUnavailableMiddleware:
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
         response = HttpResponse(
-            "The site's database is unavailable for a moment. "
-            f"Nothing was lost: try again in {DatabaseUnavailable.retry_after} seconds.\n",
+            gettext(
+                "The site's database is unavailable for a moment. "
+                "Nothing was lost: try again in %(seconds)s seconds."
+            )
+            % {"seconds": DatabaseUnavailable.retry_after}
+            + "\n",
             status=503,
             content_type="text/plain; charset=utf-8",
         )

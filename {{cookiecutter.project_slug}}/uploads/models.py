@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .conf import upload_settings
 
@@ -46,14 +47,14 @@ class Upload(models.Model):
     """One file being received, in chunks, by any protocol; then the file itself."""
 
     class Status(models.TextChoices):
-        UPLOADING = "uploading"
-        PROCESSING = "processing"
-        COMPLETE = "complete"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-        EXPIRED = "expired"
+        UPLOADING = "uploading", _("Uploading")
+        PROCESSING = "processing", _("Processing")
+        COMPLETE = "complete", _("Complete")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+        EXPIRED = "expired", _("Expired")
         # Its owner deleted the finished file; the record stays.
-        DELETED = "deleted"
+        DELETED = "deleted", _("Deleted")
 
     class Protocol(models.TextChoices):
         FLOW = "flow", "flow.js"

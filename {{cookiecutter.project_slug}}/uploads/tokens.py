@@ -12,6 +12,7 @@ import secrets
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .errors import NotAuthenticated
 from .models import UploadToken
@@ -58,15 +59,18 @@ def bearer_token(request):
 def authenticate(token):
     """The user a token belongs to; NotAuthenticated if it is unknown, revoked or expired."""
     if not token:
-        raise NotAuthenticated("the Authorization header has no token after Bearer")
+        raise NotAuthenticated(gettext("the Authorization header has no token after Bearer"))
     record = UploadToken.objects.select_related("owner").filter(key_hash=hash_of(token)).first()
     if record is None or not record.owner.is_active:
-        raise NotAuthenticated("the API token is not valid")
+        raise NotAuthenticated(gettext("the API token is not valid"))
     if record.revoked is not None:
-        raise NotAuthenticated("the API token was revoked")
+        raise NotAuthenticated(gettext("the API token was revoked"))
     now = timezone.now()
     if record.expires is not None and record.expires <= now:
-        raise NotAuthenticated(f"the API token expired at {record.expires.isoformat()}")
+        raise NotAuthenticated(
+            gettext("the API token expired at %(expires)s")
+            % {"expires": record.expires.isoformat()}
+        )
     if record.last_used is None or record.last_used < now - LAST_USED_RESOLUTION:
         UploadToken.objects.filter(pk=record.pk).update(last_used=now)
     return record.owner

@@ -51,6 +51,8 @@ def widget_media():
     return forms.Media(
         css={"all": ["uploads/css/uploads.css"]},
         js=[
+            # window.gettext for the widget's words, before its module runs.
+            reverse("javascript-catalog"),
             CLIENT_SCRIPTS[upload_settings.CLIENT],
             forms.Script("uploads/js/main.js", type="module"),
         ],

@@ -6,6 +6,7 @@ Either way its staged bytes go and its record stays (transitions.EDGES).
 import logging
 
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import staging
 from ..conf import upload_settings
@@ -35,9 +36,9 @@ def check_not_ended(upload):
     if upload.status == Status.EXPIRED:
         raise UploadGone(expired_message(upload))
     if upload.status == Status.CANCELLED:
-        raise UploadCancelled("this upload was cancelled; start it again")
+        raise UploadCancelled(gettext("this upload was cancelled; start it again"))
     if upload.status in (Status.FAILED, Status.DELETED):
-        raise UploadGone(f"this upload is {upload.status}; start it again")
+        raise UploadGone(gone_message(upload))
 
 
 def cancel(upload):
@@ -51,11 +52,11 @@ def cancel(upload):
     try:
         upload.refresh_from_db(fields=["status"])
     except Upload.DoesNotExist:
-        raise UploadGone("this upload was deleted") from None
+        raise UploadGone(gettext("this upload was deleted")) from None
     if upload.status == Status.PROCESSING:
-        raise ChunkConflict("the upload is being finished and can no longer be cancelled")
+        raise ChunkConflict(gettext("the upload is being finished and can no longer be cancelled"))
     if upload.status == Status.COMPLETE:
-        raise ChunkConflict("a complete upload cannot be cancelled")
+        raise ChunkConflict(gettext("a complete upload cannot be cancelled"))
     return upload
 
 
@@ -68,8 +69,11 @@ def delete_file(upload):
     user = file_user(upload.file.name)
     if user is not None:
         raise ChunkConflict(
-            f"the file is used by {user._meta.verbose_name} {str(user)!r} (id {user.pk}); "
-            f"delete that or give it another file first"
+            gettext(
+                "the file is used by %(model)s %(object)r (id %(id)s); "
+                "delete that or give it another file first"
+            )
+            % {"model": user._meta.verbose_name, "object": str(user), "id": user.pk}
         )
     name, storage = upload.file.name, upload.file.storage
     if transitions.move(upload, Status.COMPLETE, Status.DELETED, file=""):
@@ -82,7 +86,10 @@ def delete_file(upload):
         return upload
     upload.refresh_from_db(fields=["status"])
     if upload.status != Status.DELETED:
-        raise ChunkConflict(f"this upload is {upload.status}; only a complete file can be deleted")
+        raise ChunkConflict(
+            gettext("this upload is %(status)s; only a complete file can be deleted")
+            % {"status": upload.status}
+        )
     return upload
 
 
@@ -125,7 +132,11 @@ def _mark_expired(upload, before):
 
 
 def expired_message(upload):
-    return (
-        f"this upload expired at {upload.expires.isoformat()}: no chunk arrived for "
-        f"{upload_settings.EXPIRATION}; start it again"
-    )
+    return gettext(
+        "this upload expired at %(expires)s: no chunk arrived for %(expiration)s; start it again"
+    ) % {"expires": upload.expires.isoformat(), "expiration": upload_settings.EXPIRATION}
+
+
+def gone_message(upload):
+    """Why a failed or deleted upload takes no more chunks (the status word as the API gives it)."""
+    return gettext("this upload is %(status)s; start it again") % {"status": upload.status}

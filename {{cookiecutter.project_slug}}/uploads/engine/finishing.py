@@ -28,6 +28,7 @@ from django import db
 from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import staging, tasks
 from ..conf import upload_settings
@@ -314,12 +315,21 @@ def complete(upload, *, expected=None):
         upload.refresh_from_db(fields=["status", "received_bytes", "size", "expires"])
         ending.check_not_ended(upload)
         if upload.status != Status.UPLOADING:
-            raise BadRequest(f"the upload is already {upload.status}")
-        raise BadRequest(f"the upload has {upload.received_bytes} of its {upload.size} bytes")
+            raise BadRequest(
+                gettext("the upload is already %(status)s") % {"status": upload.status}
+            )
+        raise BadRequest(
+            gettext("the upload has %(received)s of its %(size)s bytes")
+            % {"received": upload.received_bytes, "size": upload.size}
+        )
     upload = finish(upload, expected=expected)
     if upload.status == Status.PROCESSING:
         # Every byte is in and checked; storing or recording it will be tried again.
-        raise Busy(upload.error or "the upload is being finished; ask its status in a while")
+        raise Busy(
+            upload.error or gettext("the upload is being finished; ask its status in a while")
+        )
     if upload.status != Status.COMPLETE:
-        raise FinishingFailed(upload.error or f"the upload is {upload.status}")
+        raise FinishingFailed(
+            upload.error or gettext("the upload is %(status)s") % {"status": upload.status}
+        )
     return upload

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext, ngettext
 
 from ..conf import upload_settings
 from ..errors import QuotaExceeded, TooManyUploads
@@ -58,14 +59,23 @@ def check_room(owner, size):
     held = usage(owner)
     if held.active_uploads >= upload_settings.MAX_ACTIVE_UPLOADS:
         raise TooManyUploads(
-            f"you already have {held.active_uploads} unfinished uploads, the most allowed "
-            f"(UPLOADS_MAX_ACTIVE_UPLOADS); finish or cancel one, then start this one again"
+            ngettext(
+                "you already have %(count)d unfinished upload, the most allowed "
+                "(UPLOADS_MAX_ACTIVE_UPLOADS); finish or cancel it, then start this one again",
+                "you already have %(count)d unfinished uploads, the most allowed "
+                "(UPLOADS_MAX_ACTIVE_UPLOADS); finish or cancel one, then start this one again",
+                held.active_uploads,
+            )
+            % {"count": held.active_uploads}
         )
     size = upload_settings.MAX_BYTES if size is None else size
     quota = upload_settings.USER_QUOTA
     if held.used_bytes + size > quota:
         raise QuotaExceeded(
-            f"this upload of {size} bytes would pass your quota of {quota} bytes "
-            f"(UPLOADS_USER_QUOTA): you use {held.used_bytes} bytes in unfinished uploads "
-            f"and stored files; delete files or cancel uploads to make room"
+            gettext(
+                "this upload of %(size)s bytes would pass your quota of %(quota)s bytes "
+                "(UPLOADS_USER_QUOTA): you use %(used)s bytes in unfinished uploads "
+                "and stored files; delete files or cancel uploads to make room"
+            )
+            % {"size": size, "quota": quota, "used": held.used_bytes}
         )

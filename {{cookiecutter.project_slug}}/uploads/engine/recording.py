@@ -8,12 +8,13 @@ sees the file whole and finishes it.
 """
 
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import ranges
 from ..conf import upload_settings
 from ..errors import BadRequest, UploadGone
 from ..models import Upload
-from . import leases, statements
+from . import ending, leases, statements
 
 Status = Upload.Status
 
@@ -24,7 +25,7 @@ def reload(upload):
         upload.status, upload.received_ranges, upload.size = statements.progress(upload.pk)
     except Upload.DoesNotExist:
         # Deleted (the admin, a cascade from its owner) while this chunk was on its way.
-        raise UploadGone("this upload was deleted; start it again") from None
+        raise UploadGone(gettext("this upload was deleted; start it again")) from None
     upload.received_bytes = ranges.total(upload.received_ranges)
 
 
@@ -50,7 +51,7 @@ def record(upload, start, end, *, hold=False, size=None, reread=True):
         reload(upload)
     while True:
         if upload.status != Status.UPLOADING:
-            raise UploadGone(f"this upload is {upload.status}; start it again")
+            raise UploadGone(ending.gone_message(upload))
         if size is not None and upload.size is not None and size != upload.size:
             # Another request gave the size since writing.py checked it.
             raise BadRequest(size_changed(upload.size, size))

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import staging
 from ..conf import upload_settings
@@ -40,20 +41,23 @@ def check_declared_file(filename, size):
     size None: not known yet (tus creation-defer-length); writing checks it later.
     """
     if not filename or not filename.strip():
-        raise BadRequest("the file name is empty")
+        raise BadRequest(gettext("the file name is empty"))
     if len(filename) > 255:
-        raise BadRequest("the file name is longer than 255 characters")
+        raise BadRequest(gettext("the file name is longer than 255 characters"))
     if "\x00" in filename:
         # Kept as data, the original name must fit every database; PostgreSQL
         # refuses NUL in text.
-        raise BadRequest("the file name contains a NUL character")
+        raise BadRequest(gettext("the file name contains a NUL character"))
     if size is not None:
         check_size(size)
     allowed = upload_settings.ALLOWED_EXTENSIONS
     if allowed and extension(filename) not in allowed:
         raise TypeNotAllowed(
-            f"files of type {extension(filename) or '(none)'!r} are not accepted; "
-            f"allowed: {', '.join(sorted(allowed))}"
+            gettext("files of type %(type)r are not accepted; allowed: %(allowed)s")
+            % {
+                "type": extension(filename) or gettext("(none)"),
+                "allowed": ", ".join(sorted(allowed)),
+            }
         )
 
 
@@ -62,7 +66,8 @@ def check_size(size):
         raise BadRequest("the total size is negative")
     if size > upload_settings.MAX_BYTES:
         raise TooLarge(
-            f"the file is {size} bytes; the largest accepted is {upload_settings.MAX_BYTES} bytes"
+            gettext("the file is %(size)s bytes; the largest accepted is %(max)s bytes")
+            % {"size": size, "max": upload_settings.MAX_BYTES}
         )
 
 
@@ -152,8 +157,10 @@ def _ended_recently(owner, protocol, client_id, size, chunk_size):
     )
     if upload is not None and upload.status == Status.CANCELLED:
         raise UploadCancelled(
-            "this upload was cancelled; to send the file again, start a new upload "
-            "with a new identifier"
+            gettext(
+                "this upload was cancelled; to send the file again, start a new upload "
+                "with a new identifier"
+            )
         )
     return upload
 
@@ -204,7 +211,8 @@ def check_free_space(size):
     # One query per new upload, none per chunk; a file that alone does not fit costs none.
     if size > room or size + _still_needed() > room:
         raise InsufficientStorage(
-            f"the server has no room for a file of {size} bytes now; try again later"
+            gettext("the server has no room for a file of %(size)s bytes now; try again later")
+            % {"size": size}
         )
 
 

@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext
+
 from .. import ranges, staging
 from ..conf import upload_settings
 from ..errors import (
@@ -97,14 +99,17 @@ def write(upload, piece):
         recording.reload(upload)
         if _already_has(upload, piece):
             return upload
-        raise UploadGone("this upload's bytes are gone; start it again") from None
+        raise UploadGone(gettext("this upload's bytes are gone; start it again")) from None
     if cut_off:
         logger.info(
             "upload %s: body cut off after %d of %d bytes", upload.pk, written, piece.length
         )
         raise BadRequest(
-            f"the body ended after {written} of {piece.length} bytes; they were kept, "
-            f"resume at offset {piece.offset + written}"
+            gettext(
+                "the body ended after %(written)s of %(length)s bytes; they were kept, "
+                "resume at offset %(offset)s"
+            )
+            % {"written": written, "length": piece.length, "offset": piece.offset + written}
         )
     if finished:
         finishing.finish_soon(upload)
@@ -150,11 +155,14 @@ def _check_fits(upload, piece):
     known = upload.size if size is None else size
     if known is None and end > upload_settings.MAX_BYTES:
         raise TooLarge(
-            f"bytes {offset}-{end} go past the largest upload accepted, "
-            f"{upload_settings.MAX_BYTES} bytes"
+            gettext("bytes %(start)s-%(end)s go past the largest upload accepted, %(max)s bytes")
+            % {"start": offset, "end": end, "max": upload_settings.MAX_BYTES}
         )
     if known is not None and end > known:
-        raise TooLarge(f"bytes {offset}-{end} go past the file's length of {known} bytes")
+        raise TooLarge(
+            gettext("bytes %(start)s-%(end)s go past the file's length of %(size)s bytes")
+            % {"start": offset, "end": end, "size": known}
+        )
 
 
 def _already_has(upload, piece):
@@ -173,7 +181,9 @@ def _already_has(upload, piece):
         return True
     ending.check_not_ended(upload)
     if upload.status != Status.UPLOADING:
-        raise ChunkConflict(f"this upload is {upload.status}; it takes no more bytes")
+        raise ChunkConflict(
+            gettext("this upload is %(status)s; it takes no more bytes") % {"status": upload.status}
+        )
     if piece.in_order:
         current = current_offset(upload)
         if current != start:

@@ -14,6 +14,7 @@ Subclasses only name their prefix (flowjs.py, resumablejs.py).
 from dataclasses import dataclass
 
 from django.http import HttpResponse, JsonResponse
+from django.utils.translation import gettext
 
 from .. import engine
 from ..access import UploadEndpoint
@@ -41,27 +42,38 @@ class Chunk:
     def check(self):
         """The parameters must describe one chunk of one consistent file."""
         if self.chunk_size < 1:
-            raise BadRequest("chunkSize must be at least 1")
+            raise BadRequest(gettext("chunkSize must be at least 1"))
         if self.number < 1:
-            raise BadRequest("chunkNumber starts at 1")
+            raise BadRequest(gettext("chunkNumber starts at 1"))
         total, size = self.total_size, self.chunk_size
         # flow.js and resumable.js round down (the last chunk takes the rest)
         # unless forceChunkSize is set, when they round up.
         valid_counts = {max(total // size, 1), max(-(-total // size), 1)}
         if self.total_chunks not in valid_counts:
             raise BadRequest(
-                f"totalChunks is {self.total_chunks}, but a file of {total} bytes in chunks of "
-                f"{size} has {' or '.join(map(str, sorted(valid_counts)))}"
+                gettext(
+                    "totalChunks is %(given)s, but a file of %(total)s bytes in chunks of "
+                    "%(size)s has %(counts)s"
+                )
+                % {
+                    "given": self.total_chunks,
+                    "total": total,
+                    "size": size,
+                    "counts": gettext(" or ").join(map(str, sorted(valid_counts))),
+                }
             )
         if self.number > self.total_chunks:
             raise BadRequest(
-                f"chunkNumber {self.number} is out of range: there are {self.total_chunks} chunks"
+                gettext("chunkNumber %(number)s is out of range: there are %(count)s chunks")
+                % {"number": self.number, "count": self.total_chunks}
             )
         expected = size if self.number < self.total_chunks else total - self.offset
         if expected < 0 or self.current_size != expected:
             raise BadRequest(
-                f"chunk {self.number} must hold {max(expected, 0)} bytes, "
-                f"not currentChunkSize {self.current_size}"
+                gettext(
+                    "chunk %(number)s must hold %(expected)s bytes, not currentChunkSize %(given)s"
+                )
+                % {"number": self.number, "expected": max(expected, 0), "given": self.current_size}
             )
 
 
@@ -81,13 +93,13 @@ class ChunkProtocol(UploadEndpoint):
         value = params.get(key)
         if value is None or value == "":
             if required:
-                raise BadRequest(f"{key} is missing")
+                raise BadRequest(gettext("%(key)s is missing") % {"key": key})
             return ""
         if not integer:
             if len(value) > 1024:
-                raise BadRequest(f"{key} is longer than 1024 characters")
+                raise BadRequest(gettext("%(key)s is longer than 1024 characters") % {"key": key})
             if "\x00" in value:
-                raise BadRequest(f"{key} contains a NUL character")
+                raise BadRequest(gettext("%(key)s contains a NUL character") % {"key": key})
             return value
         return whole_number(value, key)
 
@@ -103,7 +115,10 @@ class ChunkProtocol(UploadEndpoint):
             total_chunks=self.param(params, "TotalChunks", integer=True),
         )
         if len(chunk.client_id) > 255:
-            raise BadRequest(f"{self.prefix}Identifier is longer than 255 characters")
+            raise BadRequest(
+                gettext("%(key)s is longer than 255 characters")
+                % {"key": f"{self.prefix}Identifier"}
+            )
         chunk.check()
         return chunk
 
@@ -145,12 +160,16 @@ class ChunkProtocol(UploadEndpoint):
         chunk = self.parse(request.GET)
         length = request.META.get("CONTENT_LENGTH")
         if not length:
-            raise BadRequest("an octet chunk needs a Content-Length header")
+            raise BadRequest(gettext("an octet chunk needs a Content-Length header"))
         length = whole_number(length, "Content-Length")
         if length != chunk.current_size:
             raise BadRequest(
-                f"the body has {length} bytes but {self.prefix}CurrentChunkSize is "
-                f"{chunk.current_size}"
+                gettext("the body has %(length)s bytes but %(key)s is %(size)s")
+                % {
+                    "length": length,
+                    "key": f"{self.prefix}CurrentChunkSize",
+                    "size": chunk.current_size,
+                }
             )
         return self.write(chunk, request)
 

@@ -9,6 +9,8 @@ here, as a 400 that names the field, rather than by the database as a 500.
 
 import re
 
+from django.utils.translation import gettext
+
 from ..errors import BadRequest
 
 MAX_VALUE = 2**63 - 1  # PostgreSQL's bigint
@@ -22,8 +24,14 @@ def whole_number(value, field):
     """`value`, a string of ASCII digits, as an int; a BadRequest naming `field` otherwise."""
     if not DIGITS.fullmatch(value):
         if value[:1] == "-" and DIGITS.fullmatch(value[1:]):
-            raise BadRequest(f"{field} must not be negative")
-        raise BadRequest(f"{field} must be a whole number, not {value[:40]!r}")
+            raise BadRequest(gettext("%(field)s must not be negative") % {"field": field})
+        raise BadRequest(
+            gettext("%(field)s must be a whole number, not %(value)r")
+            % {"field": field, "value": value[:40]}
+        )
     if len(value) > MAX_DIGITS or int(value) > MAX_VALUE:
-        raise BadRequest(f"{field} is too large: the largest accepted is {MAX_VALUE}")
+        raise BadRequest(
+            gettext("%(field)s is too large: the largest accepted is %(max)s")
+            % {"field": field, "max": MAX_VALUE}
+        )
     return int(value)

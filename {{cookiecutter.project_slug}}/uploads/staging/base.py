@@ -12,6 +12,7 @@ import errno
 import hashlib
 
 from django.core.files import File
+from django.utils.translation import gettext
 
 from ..errors import InsufficientStorage, UploadError
 
@@ -138,8 +139,11 @@ class StagingBackend:
                 # the client sends the whole piece again once there is room.
                 drain(stream, min(end - position - len(block), DRAIN_LIMIT))
                 raise InsufficientStorage(
-                    f"the server's staging disk is full ({exc.strerror}); nothing of these "
-                    f"bytes was kept: send them again once there is room"
+                    gettext(
+                        "the server's staging disk is full (%(reason)s); nothing of these "
+                        "bytes was kept: send them again once there is room"
+                    )
+                    % {"reason": exc.strerror}
                 ) from exc
         return position - offset, False
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage
+from django.utils.translation import gettext
 
 from .. import locks
 from ..conf import upload_settings
@@ -53,7 +54,10 @@ class LocalStaging(StagingBackend):
             if exc.errno not in NO_SPACE:
                 raise
             raise InsufficientStorage(
-                f"the server's staging disk is full ({exc.strerror}); try again once there is room"
+                gettext(
+                    "the server's staging disk is full (%(reason)s); try again once there is room"
+                )
+                % {"reason": exc.strerror}
             ) from exc
 
     @contextmanager

@@ -62,6 +62,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files import File
+from django.utils.translation import gettext
 
 from .. import ranges
 from ..conf import upload_settings
@@ -465,10 +466,10 @@ class S3Staging(StagingBackend):
 def _unavailable(exc):
     logger.warning("the staging bucket cannot be used: %s", exc)
     reason = _code(exc) if isinstance(exc, ClientError) else type(exc).__name__
-    return (
-        f"the storage for unfinished uploads cannot be used now ({reason}); nothing was "
-        f"recorded, send this again in {StagingUnavailable.retry_after} seconds"
-    )
+    return gettext(
+        "the storage for unfinished uploads cannot be used now (%(reason)s); nothing was "
+        "recorded, send this again in %(seconds)s seconds"
+    ) % {"reason": reason, "seconds": StagingUnavailable.retry_after}
 
 
 def _code(exc):

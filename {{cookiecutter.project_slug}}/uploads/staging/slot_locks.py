@@ -21,6 +21,7 @@ import time
 from contextlib import contextmanager
 
 from django.db import connection
+from django.utils.translation import gettext
 
 from .. import locks
 from ..errors import Busy
@@ -69,7 +70,7 @@ def _advisory(upload_id, slots, timeout):
                 break
             _release(cursor, held)  # none kept while waiting, so nobody deadlocks
             if time.monotonic() >= deadline:
-                raise Busy("another request is writing these bytes; retry shortly")
+                raise Busy(gettext("another request is writing these bytes; retry shortly"))
             time.sleep(pause)
             pause = min(pause * 2, 0.2)
         try:

@@ -6,6 +6,9 @@
  *
  *   t("Paused.")
  *   t("Reconnecting… (retry in %(seconds)s s)", {seconds: 12})
+ *
+ * `makemessages -d djangojs` collects the texts written as t("…") (the
+ * project's makemessages adds the keyword) and as gettext_noop("…").
  */
 
 export function t(text, values) {
@@ -13,4 +16,9 @@ export function t(text, values) {
   if (!values) return translated;
   if (typeof window.interpolate === "function") return window.interpolate(translated, values, true);
   return translated.replace(/%\((\w+)\)s/g, (match, name) => String(values[name]));
+}
+
+// Marks a text kept in a table for makemessages; t() translates it where it is shown.
+export function gettext_noop(text) {
+  return text;
 }

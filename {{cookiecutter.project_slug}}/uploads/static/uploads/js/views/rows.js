@@ -12,20 +12,26 @@
 
 import {ACTIONS} from "../core.js";
 import {formatBytes, formatDuration} from "../format.js";
-import {t} from "../words.js";
+import {gettext_noop, t} from "../words.js";
 import {announcerOf} from "./announcer.js";
 
-const LABELS = {pause: "Pause", resume: "Resume", cancel: "Cancel", retry: "Retry", remove: "Remove"};
+const LABELS = {
+  pause: gettext_noop("Pause"),
+  resume: gettext_noop("Resume"),
+  cancel: gettext_noop("Cancel"),
+  retry: gettext_noop("Retry"),
+  remove: gettext_noop("Remove"),
+};
 // What is announced when a file enters a state; other states are announced by their message.
 const ANNOUNCEMENTS = {
-  uploading: "Uploading %(name)s.",
-  paused: "%(name)s paused.",
-  processing: "%(name)s sent; checking it.",
-  complete: "%(name)s uploaded.",
-  error: "%(name)s failed: %(message)s",
-  failed: "%(name)s failed: %(message)s",
-  rejected: "%(name)s refused: %(message)s",
-  cancelled: "%(name)s cancelled.",
+  uploading: gettext_noop("Uploading %(name)s."),
+  paused: gettext_noop("%(name)s paused."),
+  processing: gettext_noop("%(name)s sent; checking it."),
+  complete: gettext_noop("%(name)s uploaded."),
+  error: gettext_noop("%(name)s failed: %(message)s"),
+  failed: gettext_noop("%(name)s failed: %(message)s"),
+  rejected: gettext_noop("%(name)s refused: %(message)s"),
+  cancelled: gettext_noop("%(name)s cancelled."),
 };
 // Where a file starts, and where Retry puts it: heard as "Uploading" a moment
 // later; a file queued behind others says "Waiting" in its row.
