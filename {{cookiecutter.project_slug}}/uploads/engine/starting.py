@@ -227,40 +227,29 @@ def _still_needed():
 def _create(
     owner, protocol, *, filename, size, client_id, chunk_size, relative_path, metadata=None
 ):
+    """The upload's record and empty staging file, within the user's limits and the disk's."""
     with transaction.atomic():
         # The user's limits first: a refusal that waiting does not change.
         quotas.check_room(owner, size)
         check_free_space(size)
-        return _insert(
-            owner,
-            protocol,
-            filename=filename,
-            size=size,
+        now = timezone.now()
+        upload = Upload.objects.create(
+            owner=owner,
+            protocol=protocol,
             client_id=client_id,
+            filename=filename,
+            name=clean_filename(filename),
+            relative_path=relative_path[:1024],
+            size=size,
             chunk_size=chunk_size,
-            relative_path=relative_path,
-            metadata=metadata,
+            metadata=metadata or {},
+            created=now,
+            updated=now,
+            expires=now + upload_settings.EXPIRATION,
         )
-
-
-def _insert(owner, protocol, *, filename, size, client_id, chunk_size, relative_path, metadata):
-    now = timezone.now()
-    upload = Upload.objects.create(
-        owner=owner,
-        protocol=protocol,
-        client_id=client_id,
-        filename=filename,
-        name=clean_filename(filename),
-        relative_path=relative_path[:1024],
-        size=size,
-        chunk_size=chunk_size,
-        metadata=metadata or {},
-        created=now,
-        updated=now,
-        expires=now + upload_settings.EXPIRATION,
-    )
-    staging.backend.create(upload)
-    transitions.started(upload)
+        # In the same transaction: staging that cannot be made leaves no record.
+        staging.backend.create(upload)
+        transitions.started(upload)
     return upload
 
 

@@ -70,3 +70,15 @@ class _NamedBytes:
 
     def read(self):
         return self._data
+
+
+class Body:
+    """A request body as the engine reads one: in blocks, not seekable."""
+
+    def __init__(self, data):
+        self._data, self._at = data, 0
+
+    def read(self, size=-1):
+        end = len(self._data) if size < 0 else self._at + size
+        block, self._at = self._data[self._at : end], min(end, len(self._data))
+        return block

@@ -27,22 +27,10 @@ from uploads.engine import finishing, leases, recording
 from uploads.models import Upload
 from uploads.signals import upload_completed, upload_failed
 
-from .chunking import params
+from .chunking import Body, params
 from .servers import Site
 
 Status = Upload.Status
-
-
-class Body:
-    """A request body: read in blocks."""
-
-    def __init__(self, data):
-        self._data, self._at = data, 0
-
-    def read(self, size=-1):
-        end = len(self._data) if size < 0 else self._at + size
-        block, self._at = self._data[self._at : end], min(end, len(self._data))
-        return block
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from django.utils import timezone
 from uploads import engine, staging
 from uploads.models import Upload
 
-from .chunking import params
+from .chunking import Body, params
 from .servers import REQUEST_TIMEOUT, Site, finished
 
 HALF = 1024 * 1024
@@ -372,7 +372,7 @@ def test_a_full_media_root_keeps_the_staged_bytes_and_finishes_once_there_is_roo
     data = random.Random(9).randbytes(SIZE)
     upload = engine.start(user, Upload.Protocol.FLOW, filename="big.bin", size=SIZE)
     filler = fill(small_media)
-    engine.write(upload, engine.Piece(0, SIZE, _Reader(data)))
+    engine.write(upload, engine.Piece(0, SIZE, Body(data)))
 
     upload.refresh_from_db()
     assert upload.status == Upload.Status.PROCESSING, "a full disk is no reason to fail"
@@ -390,18 +390,6 @@ def test_a_full_media_root_keeps_the_staged_bytes_and_finishes_once_there_is_roo
     assert upload.sha256 == hashlib.sha256(data).hexdigest()
     assert upload.file.read() == data
     assert not staging.backend.path_for(upload).exists()
-
-
-class _Reader:
-    """A request body: read in blocks."""
-
-    def __init__(self, data):
-        self._data, self._at = data, 0
-
-    def read(self, size=-1):
-        end = len(self._data) if size < 0 else self._at + size
-        block, self._at = self._data[self._at : end], min(end, len(self._data))
-        return block
 
 
 def test_a_content_range_complete_that_finds_media_full_says_to_retry_not_500(alice, small_media):
