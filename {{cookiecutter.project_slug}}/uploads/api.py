@@ -21,7 +21,7 @@ class UploadListView(UploadEndpoint):
         try:
             page = paginator.page(request.GET.get("page", 1))
         except PageNotAnInteger:
-            raise BadRequest("page must be a whole number") from None
+            raise BadRequest(gettext("page must be a whole number")) from None
         except EmptyPage:
             raise UploadNotFound(gettext("no such page")) from None
         base = request.path

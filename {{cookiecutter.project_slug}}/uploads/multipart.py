@@ -12,6 +12,7 @@ the file part starts the caller knows where its bytes go.
 """
 
 from django.utils.http import parse_header_parameters
+from django.utils.translation import gettext
 
 from .errors import BadRequest
 
@@ -32,14 +33,17 @@ def header_parameters(value, header):
     try:
         return parse_header_parameters(value)[1]
     except ValueError as exc:  # an unknown RFC 2231 charset, or (Django 6) a value too long
-        raise BadRequest(f"the multipart {header} cannot be read: {exc}") from None
+        raise BadRequest(
+            gettext("the multipart %(header)s cannot be read: %(error)s")
+            % {"header": header, "error": exc}
+        ) from None
 
 
 def boundary_from(content_type):
     """The boundary parameter of a multipart Content-Type, as bytes."""
     boundary = header_parameters(content_type, "Content-Type").get("boundary", "")
     if not 0 < len(boundary) <= 200:
-        raise BadRequest("the multipart Content-Type has no valid boundary")
+        raise BadRequest(gettext("the multipart Content-Type has no valid boundary"))
     return boundary.encode("latin-1", "replace")
 
 
@@ -73,7 +77,10 @@ class Part:
             chunks.append(data)
             length += len(data)
             if length > limit:
-                raise BadRequest(f"the form field {self.name!r} is longer than {limit} bytes")
+                raise BadRequest(
+                    gettext("the form field %(name)r is longer than %(limit)s bytes")
+                    % {"name": self.name, "limit": limit}
+                )
         return b"".join(chunks)
 
     def skip(self):
@@ -146,7 +153,7 @@ class MultipartReader:
                 self._pos = pos + count
                 return memoryview(buffer)[pos : pos + count], False
             if self._eof:
-                raise BadRequest("the multipart body ended in the middle of a part")
+                raise BadRequest(gettext("the multipart body ended in the middle of a part"))
             self._more()
 
     def __iter__(self):
@@ -167,7 +174,7 @@ class MultipartReader:
             # Skip the preamble up to the first delimiter.
             while (index := self._buffer.find(delimiter, self._pos)) == -1:
                 if self._eof:
-                    raise BadRequest("the multipart body has no boundary")
+                    raise BadRequest(gettext("the multipart body has no boundary"))
                 self._pos = max(self._pos, len(self._buffer) - len(delimiter))
                 self._more()
             self._pos = index
@@ -179,9 +186,9 @@ class MultipartReader:
             return None
         while (header_end := self._buffer.find(b"\r\n\r\n", self._pos)) == -1:
             if self._available() > MAX_HEADER_BYTES:
-                raise BadRequest("a multipart part has headers over 16 KiB")
+                raise BadRequest(gettext("a multipart part has headers over 16 KiB"))
             if self._eof:
-                raise BadRequest("the multipart body ended in a part's headers")
+                raise BadRequest(gettext("the multipart body ended in a part's headers"))
             self._fill(self._available() + 4096)
         raw = self._buffer[self._pos : header_end]
         self._pos = header_end + 4
@@ -191,7 +198,7 @@ class MultipartReader:
                 continue  # the CRLF (and padding) after the delimiter
             key, sep, value = line.decode("utf-8", "replace").partition(":")
             if not sep:
-                raise BadRequest("a multipart part has a malformed header line")
+                raise BadRequest(gettext("a multipart part has a malformed header line"))
             headers[key.strip().lower()] = value.strip()
         return Part(self, headers)
 
@@ -207,9 +214,13 @@ def read_until_file(stream, content_type, fields=None, *, file_field=FILE_FIELD,
     fields = dict(fields or {})
     for count, part in enumerate(MultipartReader(stream, boundary_from(content_type))):
         if count >= MAX_FIELDS:
-            raise BadRequest(f"the form has more than {MAX_FIELDS} fields")
+            raise BadRequest(
+                gettext("the form has more than %(count)s fields") % {"count": MAX_FIELDS}
+            )
         if part.name == file_field and part.filename is not None:
             return fields, part
         if part.name:
             fields[part.name] = part.read_small(MAX_FIELD_BYTES).decode("utf-8", "replace")
-    raise BadRequest(missing or f"the form has no file field {file_field!r}")
+    raise BadRequest(
+        missing or gettext("the form has no file field %(name)r") % {"name": file_field}
+    )

@@ -63,7 +63,7 @@ def check_declared_file(filename, size):
 
 def check_size(size):
     if size < 0:
-        raise BadRequest("the total size is negative")
+        raise BadRequest(gettext("the total size is negative"))
     if size > upload_settings.MAX_BYTES:
         raise TooLarge(
             gettext("the file is %(size)s bytes; the largest accepted is %(max)s bytes")
@@ -114,12 +114,16 @@ def find_or_start(owner, protocol, client_id, *, filename, size, chunk_size=None
                 owner, protocol, client_id, size, chunk_size
             )
             if upload is None:  # it was cancelled in between
-                raise ChunkConflict("the upload changed state; retry the chunk") from None
+                raise ChunkConflict(gettext("the upload changed state; retry the chunk")) from None
     if upload.size != size:
-        raise BadRequest(f"the total size changed from {upload.size} to {size} between chunks")
+        raise BadRequest(
+            gettext("the total size changed from %(old)s to %(new)s between chunks")
+            % {"old": upload.size, "new": size}
+        )
     if chunk_size is not None and upload.chunk_size != chunk_size:
         raise BadRequest(
-            f"the chunk size changed from {upload.chunk_size} to {chunk_size} between chunks"
+            gettext("the chunk size changed from %(old)s to %(new)s between chunks")
+            % {"old": upload.chunk_size, "new": chunk_size}
         )
     return upload
 
@@ -262,7 +266,7 @@ def start_with(owner, protocol, first, *, filename, size):
     starts again, and nothing of this one stays in use.
     """
     if first.in_order and first.offset != 0:
-        raise OffsetMismatch("a new upload starts at 0", offset=0)
+        raise OffsetMismatch(gettext("a new upload starts at 0"), offset=0)
     upload = start(owner, protocol, filename=filename, size=size)
     try:
         return writing.write(upload, first)

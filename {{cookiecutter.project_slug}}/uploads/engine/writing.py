@@ -119,9 +119,11 @@ def write(upload, piece):
 def current_offset(upload):
     """Where the received bytes end, for protocols that send a file in order."""
     if upload.received_ranges and upload.received_ranges[0][0] != 0:
-        raise ChunkConflict("the received bytes do not start at 0; the upload cannot continue")
+        raise ChunkConflict(
+            gettext("the received bytes do not start at 0; the upload cannot continue")
+        )
     if len(upload.received_ranges) > 1:
-        raise ChunkConflict("the received bytes have gaps; the upload cannot continue")
+        raise ChunkConflict(gettext("the received bytes have gaps; the upload cannot continue"))
     return upload.received_ranges[0][1] if upload.received_ranges else 0
 
 
@@ -143,14 +145,21 @@ def _check_fits(upload, piece):
     """
     offset, end, size = piece.offset, piece.end, piece.size
     if offset < 0 or piece.length < 0:
-        raise BadRequest(f"bytes {offset}-{end} are not a range of the file")
+        raise BadRequest(
+            gettext("bytes %(start)s-%(end)s are not a range of the file")
+            % {"start": offset, "end": end}
+        )
     if size is not None:
         if upload.size is not None and size != upload.size:
             raise BadRequest(recording.size_changed(upload.size, size))
         starting.check_size(size)
         if size < offset:
             raise BadRequest(
-                f"the file's size cannot be {size} bytes: {offset} bytes were sent before these"
+                gettext(
+                    "the file's size cannot be %(size)s bytes: "
+                    "%(offset)s bytes were sent before these"
+                )
+                % {"size": size, "offset": offset}
             )
     known = upload.size if size is None else size
     if known is None and end > upload_settings.MAX_BYTES:
@@ -187,10 +196,17 @@ def _already_has(upload, piece):
     if piece.in_order:
         current = current_offset(upload)
         if current != start:
-            raise OffsetMismatch(f"the upload's offset is {current}, not {start}", offset=current)
+            raise OffsetMismatch(
+                gettext("the upload's offset is %(current)s, not %(start)s")
+                % {"current": current, "start": start},
+                offset=current,
+            )
     elif ranges.overlaps(upload.received_ranges, start, end):
         raise ChunkConflict(
-            f"bytes {start}-{end} overlap bytes already received; they cannot be changed"
+            gettext(
+                "bytes %(start)s-%(end)s overlap bytes already received; they cannot be changed"
+            )
+            % {"start": start, "end": end}
         )
     return False
 
@@ -198,11 +214,20 @@ def _already_has(upload, piece):
 def _check_body(piece, written, cut_off, digest):
     """Whether the bytes written may count: nothing is recorded when this raises."""
     if not cut_off and staging.has_more(piece.stream):
-        raise BadRequest(f"the body is longer than the {piece.length} bytes declared")
+        raise BadRequest(
+            gettext("the body is longer than the %(length)s bytes declared")
+            % {"length": piece.length}
+        )
     if digest is not None and (cut_off or digest.digest() != piece.checksum[1]):
         raise ChecksumMismatch(
-            f"the {piece.checksum[0]} checksum of the {written} bytes received does not "
-            "match Upload-Checksum; they were discarded"
+            gettext(
+                "the %(algorithm)s checksum of the %(written)s bytes received does not "
+                "match Upload-Checksum; they were discarded"
+            )
+            % {"algorithm": piece.checksum[0], "written": written}
         )
     if cut_off and not piece.keep_cut_off:
-        raise BadRequest(f"the body ended after {written} bytes; {piece.length} were declared")
+        raise BadRequest(
+            gettext("the body ended after %(written)s bytes; %(length)s were declared")
+            % {"written": written, "length": piece.length}
+        )

@@ -17,6 +17,7 @@ Answers and errors keep that package's shape (`upload_id`, `offset`,
 import re
 
 from django.http import JsonResponse
+from django.utils.translation import gettext
 
 from .. import engine
 from ..access import UploadEndpoint
@@ -89,7 +90,7 @@ class ContentRangeView(ChunkedEndpoint):
         match = CONTENT_RANGE.fullmatch(request.META.get("HTTP_CONTENT_RANGE", ""))
         if not match:
             raise BadRequest(
-                "Error in request headers: Content-Range must read bytes START-END/TOTAL"
+                gettext("Error in request headers: Content-Range must read bytes START-END/TOTAL")
             )
         start, end, total = (
             whole_number(match[name], f"Content-Range {name.upper()}")
@@ -97,7 +98,10 @@ class ContentRangeView(ChunkedEndpoint):
         )
         if not start <= end < total:
             raise BadRequest(
-                f"Content-Range bytes {start}-{end}/{total} is not a range of the file"
+                gettext(
+                    "Content-Range bytes %(start)s-%(end)s/%(total)s is not a range of the file"
+                )
+                % {"start": start, "end": end, "total": total}
             )
         # Chunks come in order; the whole file waits for complete/ and its md5.
         piece = engine.Piece(start, end - start + 1, part, in_order=True, hold=True)
@@ -106,7 +110,10 @@ class ContentRangeView(ChunkedEndpoint):
                 self.user, self.protocol, piece, filename=part.filename, size=total
             )
         if total != upload.size:
-            raise BadRequest(f"the total size changed from {upload.size} to {total}")
+            raise BadRequest(
+                gettext("the total size changed from %(old)s to %(new)s")
+                % {"old": upload.size, "new": total}
+            )
         return engine.write(upload, piece)
 
 
@@ -116,8 +123,8 @@ class CompleteView(ChunkedEndpoint):
     def post(self, request):
         upload_id, md5 = request.POST.get("upload_id"), request.POST.get("md5")
         if not upload_id or not md5:
-            raise BadRequest("Both 'upload_id' and 'md5' are required")
+            raise BadRequest(gettext("Both 'upload_id' and 'md5' are required"))
         if not MD5_HEX.match(md5):
-            raise BadRequest("md5 must be 32 hexadecimal digits")
+            raise BadRequest(gettext("md5 must be 32 hexadecimal digits"))
         upload = engine.complete(self.get_upload(upload_id), expected={"md5": md5})
         return JsonResponse(response_data(upload))

@@ -21,6 +21,7 @@ import re
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.http import http_date
+from django.utils.translation import gettext
 
 from .. import engine
 from ..access import UploadEndpoint
@@ -65,7 +66,7 @@ class ChecksumAlgorithmNotSupported(BadRequest):
 
 def non_negative(value, header):
     if value is None or value == "":
-        raise BadRequest(f"the {header} header is missing")
+        raise BadRequest(gettext("the %(header)s header is missing") % {"header": header})
     return whole_number(value, header)
 
 
@@ -75,28 +76,37 @@ def creation_length(meta):
     if defer is None:
         if length is None:
             raise BadRequest(
-                "the Upload-Length header is missing (or send Upload-Defer-Length: 1 "
-                "and Upload-Length with a later PATCH)"
+                gettext(
+                    "the Upload-Length header is missing (or send Upload-Defer-Length: 1 "
+                    "and Upload-Length with a later PATCH)"
+                )
             )
         return non_negative(length, "Upload-Length")
     if length is not None:
-        raise BadRequest("send either Upload-Length or Upload-Defer-Length, not both")
+        raise BadRequest(gettext("send either Upload-Length or Upload-Defer-Length, not both"))
     if defer.strip() != "1":
-        raise BadRequest(f"Upload-Defer-Length must be 1, not {defer[:20]!r}")
+        raise BadRequest(
+            gettext("Upload-Defer-Length must be 1, not %(value)r") % {"value": defer[:20]}
+        )
     return None
 
 
 def parse_metadata(header):
     """Upload-Metadata: `key base64value` pairs, comma-separated -> {key: str or None}."""
     if len(header) > MAX_METADATA_CHARS:
-        raise BadRequest(f"Upload-Metadata is longer than {MAX_METADATA_CHARS} characters")
+        raise BadRequest(
+            gettext("Upload-Metadata is longer than %(limit)s characters")
+            % {"limit": MAX_METADATA_CHARS}
+        )
     metadata = {}
     for pair in filter(None, (item.strip() for item in header.split(","))):
         key, _, value = pair.partition(" ")
         if not METADATA_KEY.match(key):
-            raise BadRequest(f"Upload-Metadata key {key[:40]!r} is not printable ASCII")
+            raise BadRequest(
+                gettext("Upload-Metadata key %(key)r is not printable ASCII") % {"key": key[:40]}
+            )
         if key in metadata:
-            raise BadRequest(f"Upload-Metadata has the key {key!r} twice")
+            raise BadRequest(gettext("Upload-Metadata has the key %(key)r twice") % {"key": key})
         if not value.strip():
             metadata[key] = None
             continue
@@ -105,10 +115,14 @@ def parse_metadata(header):
         except ValueError:
             # binascii.Error, UnicodeDecodeError, and the ValueError b64decode
             # raises for a non-ASCII str: WSGI hands headers over as latin-1.
-            raise BadRequest(f"Upload-Metadata {key!r} is not base64 of UTF-8 text") from None
+            raise BadRequest(
+                gettext("Upload-Metadata %(key)r is not base64 of UTF-8 text") % {"key": key}
+            ) from None
         if "\x00" in text:
             # Stored in a JSONField: PostgreSQL refuses NUL in jsonb text.
-            raise BadRequest(f"Upload-Metadata {key!r} contains a NUL character")
+            raise BadRequest(
+                gettext("Upload-Metadata %(key)r contains a NUL character") % {"key": key}
+            )
         metadata[key] = text
     return metadata
 
@@ -127,13 +141,15 @@ def parse_checksum(header):
     algorithm, _, value = header.strip().partition(" ")
     if algorithm not in CHECKSUM_ALGORITHMS:
         raise ChecksumAlgorithmNotSupported(
-            f"Upload-Checksum algorithm {algorithm[:20]!r} is not supported; "
-            f"use one of {', '.join(CHECKSUM_ALGORITHMS)}"
+            gettext(
+                "Upload-Checksum algorithm %(algorithm)r is not supported; use one of %(supported)s"
+            )
+            % {"algorithm": algorithm[:20], "supported": ", ".join(CHECKSUM_ALGORITHMS)}
         )
     try:
         return algorithm, base64.b64decode(value.strip(), validate=True)
     except ValueError:  # binascii.Error, or a non-ASCII str (a latin-1 header)
-        raise BadRequest("the Upload-Checksum digest is not valid base64") from None
+        raise BadRequest(gettext("the Upload-Checksum digest is not valid base64")) from None
 
 
 class TusView(UploadEndpoint):
@@ -164,13 +180,16 @@ class TusView(UploadEndpoint):
     def check_protocol(self, request):
         if request.method != "OPTIONS" and request.META.get("HTTP_TUS_RESUMABLE") != TUS_VERSION:
             raise VersionNotSupported(
-                f"Tus-Resumable must be {TUS_VERSION}, not "
-                f"{request.META.get('HTTP_TUS_RESUMABLE', '(none)')[:20]!r}"
+                gettext("Tus-Resumable must be %(version)s, not %(value)r")
+                % {
+                    "version": TUS_VERSION,
+                    "value": request.META.get("HTTP_TUS_RESUMABLE", "(none)")[:20],
+                }
             )
 
     def get_upload(self, upload_id):
         if upload_id is None:
-            raise BadRequest("this method needs an upload's URL, /uploads/tus/<id>")
+            raise BadRequest(gettext("this method needs an upload's URL, /uploads/tus/<id>"))
         return super().get_upload(upload_id)
 
     def options(self, request, upload_id=None):
@@ -184,18 +203,23 @@ class TusView(UploadEndpoint):
     def post(self, request, upload_id=None):
         """creation, and creation-with-upload when the request has a body."""
         if upload_id is not None:
-            raise BadRequest("create an upload with POST /uploads/tus/, not its URL")
+            raise BadRequest(gettext("create an upload with POST /uploads/tus/, not its URL"))
         if "HTTP_UPLOAD_CONCAT" in request.META:
-            raise BadRequest("the concatenation extension is not supported")
+            raise BadRequest(gettext("the concatenation extension is not supported"))
         size = creation_length(request.META)
         metadata = parse_metadata(request.META.get("HTTP_UPLOAD_METADATA", ""))
         # Uppy sends `name` as well; tus-js-client and tuspy send what they are given.
         filename = metadata.get("filename") or metadata.get("name")
         if not filename:
-            raise BadRequest("Upload-Metadata needs a filename (base64 of the file's name)")
+            raise BadRequest(
+                gettext("Upload-Metadata needs a filename (base64 of the file's name)")
+            )
         filetype = metadata.get("filetype")
         if filetype is not None and not MIME_TYPE.match(filetype):
-            raise BadRequest(f"Upload-Metadata filetype {filetype[:60]!r} is not a media type")
+            raise BadRequest(
+                gettext("Upload-Metadata filetype %(filetype)r is not a media type")
+                % {"filetype": filetype[:60]}
+            )
         # As tusd does: a body is the file's first bytes only when typed as such.
         length = self.body_length(request, required=False) if self.is_offset_body(request) else 0
         upload = engine.start(
@@ -272,14 +296,17 @@ class TusView(UploadEndpoint):
     def check_content_type(self, request):
         if not self.is_offset_body(request):
             raise TypeNotAllowed(
-                f"the body's Content-Type must be {OFFSET_CONTENT_TYPE}, "
-                f"not {request.META.get('CONTENT_TYPE', '')[:80]!r}"
+                gettext("the body's Content-Type must be %(expected)s, not %(value)r")
+                % {
+                    "expected": OFFSET_CONTENT_TYPE,
+                    "value": request.META.get("CONTENT_TYPE", "")[:80],
+                }
             )
 
     def body_length(self, request, *, required):
         value = request.META.get("CONTENT_LENGTH", "")
         if not value:
             if required:
-                raise BadRequest("the request needs a Content-Length header")
+                raise BadRequest(gettext("the request needs a Content-Length header"))
             return 0
         return non_negative(value, "Content-Length")

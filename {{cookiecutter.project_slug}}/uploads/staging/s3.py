@@ -375,7 +375,10 @@ class S3Staging(StagingBackend):
         first, last = self._bounds(handle, slot)
         if self._direct(handle):
             if start != first:
-                raise ChunkConflict(f"bytes from {start} do not start a chunk of this upload")
+                raise ChunkConflict(
+                    gettext("bytes from %(start)s do not start a chunk of this upload")
+                    % {"start": start}
+                )
             self._upload_part(handle, slot + 1, end - start, body)
             return
         full = last - first == handle.part_size
@@ -536,7 +539,10 @@ class PieceChain:
                 self.position += len(block)
                 return block
             raise ChunkConflict(
-                f"a staged piece of this upload ended early at byte {self.position}; start it again"
+                gettext(
+                    "a staged piece of this upload ended early at byte %(position)s; start it again"
+                )
+                % {"position": self.position}
             )
         return b""
 
@@ -556,10 +562,16 @@ class PieceChain:
                 if _code(exc) not in MISSING_CODES:
                     raise
                 raise ChunkConflict(
-                    f"the staged piece at byte {self.position} of this upload is missing; "
-                    "start it again"
+                    gettext(
+                        "the staged piece at byte %(position)s of this upload is missing; "
+                        "start it again"
+                    )
+                    % {"position": self.position}
                 ) from exc
         end = self.position + got["ContentLength"]
         if end > self.last or (self.hole is not None and self.position < self.hole[0] < end):
-            raise ChunkConflict(f"the staged piece at byte {self.position} runs past its part")
+            raise ChunkConflict(
+                gettext("the staged piece at byte %(position)s runs past its part")
+                % {"position": self.position}
+            )
         self.current, self.current_end = got["Body"], end

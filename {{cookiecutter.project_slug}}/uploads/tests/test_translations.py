@@ -135,3 +135,27 @@ def test_the_endpoints_refusals_follow_the_request_language(
     anonymous = browser(language).post(url)
     assert anonymous.status_code == 403
     assert logged_out in anonymous.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("language", "no_length", "no_md5", "not_a_number"),
+    [
+        ("de", "der Upload-Length-Header fehlt", "sind beide erforderlich", "ganze Zahl"),
+        ("fr", "l’en-tête Upload-Length est manquant", "sont tous deux requis", "nombre entier"),
+        ("en", "the Upload-Length header is missing", "are required", "whole number"),
+    ],
+)
+def test_the_protocols_refusals_follow_the_request_language(
+    user, language, no_length, no_md5, not_a_number
+):
+    client = browser(language)
+    client.force_login(user)
+    response = client.post("/uploads/tus/", HTTP_TUS_RESUMABLE="1.0.0", HTTP_UPLOAD_METADATA="")
+    assert response.status_code == 400
+    assert no_length in response.json()["error"]
+    response = client.post("/uploads/chunked/complete/", {"upload_id": "x"})
+    assert response.status_code == 400
+    assert no_md5 in response.json()["error"]
+    response = client.get("/uploads/api/uploads/?page=two")
+    assert response.status_code == 400
+    assert not_a_number in response.json()["error"]
