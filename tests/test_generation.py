@@ -500,8 +500,18 @@ def test_hsts_subdomains_and_preload_are_opt_in(site):
     assert run(show, cwd=site, env=opted_in).stdout.split() == ["True", "True", "True"]
 
 
+# The generated suite starts gunicorn, nginx, Chromium, Celery and moto many
+# times over; on a loaded two-core machine it takes well over the 15 minutes a
+# single command gets.
+SUITE_TIMEOUT = 2400
+
+
 def test_generated_suite_passes_on_sqlite(site):
-    run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=site)
+    run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=site,
+        timeout=SUITE_TIMEOUT,
+    )
 
 
 def test_generated_suite_passes_on_postgresql(tmp_path):
@@ -513,6 +523,7 @@ def test_generated_suite_passes_on_postgresql(tmp_path):
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=site,
         env={"DATABASE_URL": f"{POSTGRES_URL}/{name}"},
+        timeout=SUITE_TIMEOUT,
     )
 
 
