@@ -153,7 +153,7 @@ class S3Staging(StagingBackend):
         with slot_locks.locked(upload.id, slots, timeout=timeout):
             yield handle
 
-    def write(self, handle, offset, stream, limit, digest=None):
+    def write(self, handle, offset, stream, limit, digests=()):
         """Each slot the bytes touch is one UploadPart or one piece object,
         streamed from the request; a body cut off keeps the slots before it."""
         if limit == 0:
@@ -161,7 +161,7 @@ class S3Staging(StagingBackend):
         written, position, end = 0, offset, offset + limit
         for slot in self._slots(handle, offset, end):
             stop = min(end, self._bounds(handle, slot)[1])
-            body = RequestBody(stream, stop - position, digest)
+            body = RequestBody(stream, stop - position, digests)
             try:
                 self._write_segment(handle, slot, position, stop, body)
             except Exception:
@@ -223,9 +223,13 @@ class S3Staging(StagingBackend):
                 MultipartUpload={"Parts": completed},
             )
 
-    def read_in_order(self, handle, size):
+    def read_in_order(self, handle, size, start=0):
+        """The sealed object's bytes, in one streaming GET (of a range, from `start`)."""
+        if start >= size:
+            return
+        ranged = {"Range": f"bytes={start}-{size - 1}"} if start else {}
         with self._reachable():
-            body = self.client.get_object(Bucket=self.bucket, Key=handle.key)["Body"]
+            body = self.client.get_object(Bucket=self.bucket, Key=handle.key, **ranged)["Body"]
         try:
             while block := body.read(BLOCK_SIZE):
                 yield block
@@ -486,13 +490,13 @@ def _piece_key(handle, start):
 class RequestBody:
     """
     Exactly `length` bytes of the request, for boto3 to send: read as it asks,
-    never more than BLOCK_SIZE at once, feeding `digest`. It cannot seek, so
+    never more than BLOCK_SIZE at once, feeding `digests`. It cannot seek, so
     boto3 streams it rather than buffering it. A body that ends early stops
     the send (the object or part is then not made) and says so in `cut_off`.
     """
 
-    def __init__(self, stream, length, digest=None):
-        self.stream, self.remaining, self.digest = stream, length, digest
+    def __init__(self, stream, length, digests=()):
+        self.stream, self.remaining, self.digests = stream, length, digests
         self.cut_off = False
 
     def read(self, size=-1):
@@ -507,8 +511,8 @@ class RequestBody:
             self.cut_off = True
             raise CutOff(f"the body ended {self.remaining} bytes short")
         self.remaining -= len(block)
-        if self.digest is not None:
-            self.digest.update(block)
+        for digest in self.digests:
+            digest.update(block)
         return block
 
 
