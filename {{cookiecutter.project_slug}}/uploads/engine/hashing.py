@@ -37,7 +37,7 @@ from django.db import DatabaseError
 
 from .. import sha256, staging
 from ..conf import upload_settings
-from ..errors import Busy
+from ..errors import Busy, UploadError
 from ..models import Upload
 
 logger = logging.getLogger(__name__)
@@ -48,9 +48,6 @@ Status = Upload.Status
 # few chunks' worth keeps every answer quick; what is left waits for the next
 # request, or for the finisher.
 CATCH_UP_BYTES = 64 * 1024**2
-# How often a catch-up saves the state while it reads: a long one that stops
-# keeps what it did.
-SAVE_EVERY = 16 * 1024**2
 
 
 def enabled():
@@ -80,9 +77,11 @@ def catch_up(upload):
     finds another catching up leaves it to that one, which looks again after
     letting go of the lock.
     """
-    if not (enabled() and staging.backend.reads_unsealed) or upload.status != Status.UPLOADING:
+    if not enabled() or upload.status != Status.UPLOADING:
         return
     if upload.hashed_bytes >= contiguous_end(upload.received_ranges):
+        return
+    if not staging.backend.reads_unsealed(upload):
         return
     budget = CATCH_UP_BYTES
     try:
@@ -95,7 +94,7 @@ def catch_up(upload):
                 return
     except (Busy, staging.Gone):
         return  # another request is at it, or the upload is gone
-    except (OSError, DatabaseError):
+    except (UploadError, OSError, DatabaseError):
         # Catching up is an optimisation: the finisher hashes what is left.
         logger.exception("upload %s: catching the hash up failed", upload.pk)
 
@@ -146,16 +145,16 @@ def _hash_forward(upload, handle, budget):
         logger.warning("upload %s: its saved hash is dropped (%s)", upload.pk, exc)
         _save(upload.pk, hashed, 0, None)
         return 0
-    start = saved_from = hashed
+    if upload.chunk_size:
+        # Read back whole chunks: a backend may keep each as one object.
+        end = min(contiguous_end(received), -(-end // upload.chunk_size) * upload.chunk_size)
+    start = hashed
     for block in staging.backend.read_in_order(handle, end, start):
         hash_.update(block)
-        if hash_.length - saved_from >= SAVE_EVERY and hash_.length < end:
-            if not _save(upload.pk, saved_from, hash_.length, hash_.state()):
-                return hash_.length - start
-            saved_from = hash_.length
     if hash_.length != end:
         raise OSError(f"read {hash_.length - start} bytes of {end - start} back from staging")
-    _save(upload.pk, saved_from, end, hash_.state())
+    if _save(upload.pk, start, end, hash_.state()):
+        staging.backend.hashed(handle, start, end)
     upload.hashed_bytes = end
     return end - start
 

@@ -88,6 +88,8 @@ def write(upload, piece):
                 piece.stream,
                 piece.length,
                 [d for d in (digest, prefix) if d is not None],
+                # Else they are read back once the bytes before them are in.
+                keep_readable=prefix is None and hashing.enabled(),
             )
             _check_body(piece, written, cut_off, digest)
             finished = recording.record(

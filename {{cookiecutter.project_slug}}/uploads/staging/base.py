@@ -32,12 +32,6 @@ class Gone(Exception):
 
 
 class StagingBackend:
-    # Whether read_in_order() can give bytes before seal(), while the upload
-    # is still arriving: the engine then hashes what chunks sent out of order
-    # made contiguous as they arrive (engine/hashing.py), with hasher_locked().
-    # S3 parts cannot be read before CompleteMultipartUpload.
-    reads_unsealed = False
-
     def create(self, upload):
         """Make the upload's empty staging area, when the upload starts. Writing
         never creates it, so a chunk that arrives after a cancel cannot bring
@@ -55,6 +49,20 @@ class StagingBackend:
         raise NotImplementedError(
             "subclasses of StagingBackend must provide an open_locked() method"
         )
+
+    def reads_unsealed(self, upload):
+        """
+        Whether read_in_order() can give this upload's bytes before seal(),
+        while they still arrive: the engine then hashes what chunks sent out
+        of order made contiguous (engine/hashing.py), through hasher_locked(),
+        and writes the bytes it has not hashed with keep_readable. False when
+        they cannot be read back: the finisher then reads the rest once.
+        """
+        return False
+
+    def hashed(self, handle, start, end):
+        """The engine hashed bytes [start, end), read back: a backend that kept
+        them readable for that alone may now move them where seal() wants them."""
 
     def hasher_locked(self, upload, *, timeout=0):
         """
@@ -128,13 +136,15 @@ class StagingBackend:
         """
         return []
 
-    def write(self, handle, offset, stream, limit, digests=()):
+    def write(self, handle, offset, stream, limit, digests=(), *, keep_readable=False):
         """
         Copy up to `limit` bytes from `stream` to `offset`, in blocks of at most
         BLOCK_SIZE, stopping early if the stream ends or breaks (a client cut
         off mid-body). Feeds each of `digests` (hashlib-like objects) with
-        every byte written. Returns (bytes written, whether the stream ended early); the
-        engine decides whether those bytes count.
+        every byte written. keep_readable: the engine will read these bytes
+        back before seal() (see reads_unsealed). Returns (bytes written,
+        whether the stream ended early); the engine decides whether those
+        bytes count.
         """
         position, end = offset, offset + limit
         while position < end:

@@ -43,9 +43,6 @@ HASHER_BYTE = 1 << 62
 class LocalStaging(StagingBackend):
     """The handle of an open upload is its file descriptor."""
 
-    # Bytes just written are in the page cache: reading them back is cheap.
-    reads_unsealed = True
-
     def directory(self):
         return upload_settings.STAGING_DIR
 
@@ -66,6 +63,9 @@ class LocalStaging(StagingBackend):
                 )
                 % {"reason": exc.strerror}
             ) from exc
+
+    def reads_unsealed(self, upload):
+        return True  # from the page cache they were just written to
 
     def hasher_locked(self, upload, *, timeout=0):
         return self.open_locked(upload, HASHER_BYTE, 1, timeout=timeout)
