@@ -6,7 +6,15 @@ or the saved state found, and no byte is read back twice to get it.
 
 import hashlib
 import io
+import os
 import random
+import re
+import signal
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +24,9 @@ from uploads import engine, sha256, staging
 from uploads.engine import hashing
 from uploads.errors import BadRequest
 from uploads.models import Upload
+
+from .chunking import chunk_count, params
+from .servers import Site
 
 pytestmark = [
     pytest.mark.django_db,
@@ -229,3 +240,56 @@ def test_a_contiguous_end_is_where_the_bytes_from_zero_end():
     assert hashing.contiguous_end([]) == 0
     assert hashing.contiguous_end([[5, 9]]) == 0
     assert hashing.contiguous_end([[0, 9], [12, 20]]) == 9
+
+
+@pytest.mark.server
+def test_the_hash_carries_on_across_workers_killed_mid_upload(tmp_path):
+    """Chunks 3 at a time on two gunicorn workers; halfway, every worker is
+    SIGKILLed and gunicorn starts new ones. The hash saved so far is taken up by
+    the new workers (it is in the database, not in a process), and the file's
+    SHA-256 comes out right."""
+    database = tmp_path / "db.sqlite3"
+    site = Site(tmp_path / "site", f"sqlite:///{database}", workers=2)
+    chunk = 256 * 1024
+    data = random.Random(11).randbytes(40 * chunk + 99)
+    count = chunk_count(len(data), chunk)
+
+    def send(number):
+        query = urlencode(params("flow", data, number, chunk_size=chunk, identifier="kept"))
+        start = (number - 1) * chunk
+        end = len(data) if number == count else start + chunk
+        for _ in range(50):  # a chunk refused while the workers are down is sent again
+            try:
+                answer = client.post(f"/uploads/flow/?{query}", data=data[start:end])
+            except OSError:
+                answer = None
+            if answer is not None and answer.status_code == 200:
+                return answer.json()
+            time.sleep(0.1)
+        raise AssertionError(f"chunk {number} was never taken")
+
+    def hashed_bytes():
+        with sqlite3.connect(database) as db:
+            return db.execute("SELECT hashed_bytes FROM uploads_upload").fetchone()[0]
+
+    try:
+        site.start()
+        client = site.login()
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(send, range(1, count // 2)))
+        before = hashed_bytes()
+        assert before > 0, "the first half was hashed as it arrived"
+        workers = Path(f"/proc/{site.pid}/task/{site.pid}/children").read_text().split()
+        for worker in workers:
+            os.kill(int(worker), signal.SIGKILL)
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(send, range(count // 2, count + 1)))
+        status = client.finished(answers[-1]["id"])
+        assert status["status"] == "complete", status
+        assert status["sha256"] == hashlib.sha256(data).hexdigest()
+        # The finisher took up the saved hash: it read only the bytes it lacked.
+        said = re.search(r"(\d+) of (\d+) bytes were hashed as they arrived", site.log.read_text())
+        assert said, "the finisher says how much was hashed before it"
+        assert int(said[1]) >= before
+    finally:
+        site.stop()
