@@ -41,7 +41,7 @@ def record(upload, start, end, *, hold=False, size=None, reread=True, hashed=Non
     given; True if this completed the file (and, unless `hold`, moved it to
     `processing`).
 
-    hashed: the hash of the upload's first `end` bytes (hashing.Prefix), fed
+    hashed: the hash of the upload's first `end` bytes (hashing.in_line), fed
     with these bytes as they were written, saved in the same UPDATE if the
     saved one is still of the first `start` bytes.
 
