@@ -287,6 +287,9 @@ UPLOADS_AUTH_RECHECK = env.str("UPLOADS_AUTH_RECHECK", default=upload_defaults["
 UPLOADS_FINISH_IN_BACKGROUND = env.bool(
     "UPLOADS_FINISH_IN_BACKGROUND", default=upload_defaults["FINISH_IN_BACKGROUND"]
 )
+UPLOADS_HASH_WHILE_RECEIVING = env.bool(
+    "UPLOADS_HASH_WHILE_RECEIVING", default=upload_defaults["HASH_WHILE_RECEIVING"]
+)
 UPLOADS_CLEANUP_GRACE = env.str("UPLOADS_CLEANUP_GRACE", default=upload_defaults["CLEANUP_GRACE"])
 UPLOADS_UPLOAD_TO = env.str("UPLOADS_UPLOAD_TO", default=upload_defaults["UPLOAD_TO"])
 UPLOADS_STORAGE = env.str("UPLOADS_STORAGE", default=upload_defaults["STORAGE"])

@@ -54,6 +54,10 @@ DEFAULTS = {
     # Finish a whole upload (hash, move into storage) after answering its last
     # chunk, in a thread of the worker, rather than before.
     "FINISH_IN_BACKGROUND": True,
+    # Keep the SHA-256 of the bytes received so far up to date as chunks
+    # arrive, so that finishing hashes only what came out of order; False
+    # hashes each file whole once it is in (as before; for comparison).
+    "HASH_WHILE_RECEIVING": True,
     # Duration: cleanup_uploads leaves a staging file no upload owns alone until
     # it is this old, since an upload's file exists a moment before its record.
     "CLEANUP_GRACE": timedelta(hours=1),

@@ -94,6 +94,13 @@ class Upload(models.Model):
     received_ranges = models.JSONField(
         default=list, blank=True, help_text="Received bytes as sorted [start, end) pairs."
     )
+    hashed_bytes = models.BigIntegerField(default=0, editable=False)
+    hash_state = models.BinaryField(
+        null=True,
+        editable=False,
+        help_text="The SHA-256 of the first hashed_bytes bytes, as an exportable hash state: "
+        "finishing hashes only the rest.",
+    )
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.UPLOADING, db_index=True
     )

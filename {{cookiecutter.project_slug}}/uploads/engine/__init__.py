@@ -12,12 +12,16 @@ of a chunk:
 2. lock the piece's bytes in the staging file                writing.py (write)
 3. re-read status and received ranges   SELECT            (another request may
                                                            have written them)
-4. write the bytes in place, or drain a duplicate without writing
-5. record the range                     SELECT, UPDATE ... WHERE   recording.py
+4. write the bytes in place, or drain a duplicate without writing; bytes
+   that follow the hashed ones feed the file's SHA-256 as they are written
+                                                             hashing.py
+5. record the range (and the new hash)  SELECT, UPDATE ... WHERE   recording.py
                                         (conditional; bytes sent in order skip
                                         the SELECT)
-6. if that made the upload whole: finish it (hash, store, record, signal),
-   in a thread after the answer, under a lease      finishing.py, leases.py
+6. if that made the upload whole: finish it (hash the rest, store, record,
+   signal), in a thread after the answer, under a lease  finishing.py, leases.py;
+   else, if bytes sent ahead are now contiguous behind the hashed ones, hash
+   them from staging                                         hashing.py
 
 Only the request whose step 5 receives the last byte moves the upload to
 `processing`, in the same conditional UPDATE, so an upload is finished once

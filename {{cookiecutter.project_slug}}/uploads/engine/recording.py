@@ -22,18 +22,28 @@ Status = Upload.Status
 def reload(upload):
     """Fresh status, ranges and size: another request may have just changed them."""
     try:
-        upload.status, upload.received_ranges, upload.size = statements.progress(upload.pk)
+        (
+            upload.status,
+            upload.received_ranges,
+            upload.size,
+            upload.hashed_bytes,
+            upload.hash_state,
+        ) = statements.progress(upload.pk)
     except Upload.DoesNotExist:
         # Deleted (the admin, a cascade from its owner) while this chunk was on its way.
         raise UploadGone(gettext("this upload was deleted; start it again")) from None
     upload.received_bytes = ranges.total(upload.received_ranges)
 
 
-def record(upload, start, end, *, hold=False, size=None, reread=True):
+def record(upload, start, end, *, hold=False, size=None, reread=True, hashed=None):
     """
     Add [start, end) to the upload's ranges, and a deferred size if `size` is
     given; True if this completed the file (and, unless `hold`, moved it to
     `processing`).
+
+    hashed: the hash of the upload's first `end` bytes (hashing.in_line), fed
+    with these bytes as they were written, saved in the same UPDATE if the
+    saved one is still of the first `start` bytes.
 
     The UPDATE applies only while the upload is still uploading with the byte
     count `upload` was read with. Ranges only grow, so an unchanged count
@@ -75,11 +85,14 @@ def record(upload, start, end, *, hold=False, size=None, reread=True):
             received_bytes=upload.received_bytes,
             size=upload.size,
             values=fields,
+            hash_advance=None if hashed is None else (start, end, hashed.state()),
         ):
             break
         reload(upload)
     for name, value in fields.items():
         setattr(upload, name, value)
+    if hashed is not None and upload.hashed_bytes == start:
+        upload.hashed_bytes, upload.hash_state = end, hashed.state()
     return finished
 
 

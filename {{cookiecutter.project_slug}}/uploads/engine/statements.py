@@ -34,7 +34,7 @@ def active_upload(owner_id, protocol, client_id):
 
 
 def progress(upload_id):
-    """(status, received ranges, size) of an upload as stored now."""
+    """(status, received ranges, size, hashed bytes, hash state) of an upload as stored now."""
     alias = router.db_for_read(Upload)
     connection = connections[alias]
     with connection.cursor() as cursor:
@@ -42,21 +42,30 @@ def progress(upload_id):
         row = cursor.fetchone()
     if row is None:
         raise Upload.DoesNotExist(f"no upload {upload_id}")
-    status, received_ranges, size = row
+    status, received_ranges, size, hashed_bytes, hash_state = row
     ranges_field = _meta.get_field("received_ranges")
-    return status, ranges_field.from_db_value(received_ranges, None, connection), size
+    received_ranges = ranges_field.from_db_value(received_ranges, None, connection)
+    return status, received_ranges, size, hashed_bytes, hash_state
 
 
-def record(upload_id, *, status, received_bytes, size, values):
+def record(upload_id, *, status, received_bytes, size, values, hash_advance=None):
     """
     UPDATE the upload with `values` (field name -> value) if it still has this
     status, byte count and size; True if it did.
+
+    hash_advance: (from, to, state): in the same UPDATE, the hash state of the
+    first `to` bytes replaces the saved one if that is still of `from` bytes
+    (engine/hashing.py); both CASEs see the row as it was.
     """
     alias = router.db_for_write(Upload)
     connection = connections[alias]
     names = tuple(values)
-    sql = _record_sql(alias, names, size is None)
+    sql = _record_sql(alias, names, size is None, hash_advance is not None)
     params = [_meta.get_field(name).get_db_prep_save(values[name], connection) for name in names]
+    if hash_advance is not None:
+        start, end, state = hash_advance
+        state = _meta.get_field("hash_state").get_db_prep_save(state, connection)
+        params += [start, end, start, state]
     params += [_meta.pk.get_db_prep_value(upload_id, connection), status, received_bytes]
     if size is not None:
         params.append(size)
@@ -87,14 +96,21 @@ def _active_upload_sql(alias):
 @functools.cache
 def _progress_sql(alias):
     table, column = _quoted(alias)
-    fields = ", ".join(column(name) for name in ("status", "received_ranges", "size"))
+    names = ("status", "received_ranges", "size", "hashed_bytes", "hash_state")
+    fields = ", ".join(column(name) for name in names)
     return f"SELECT {fields} FROM {table} WHERE {column('id')} = %s"  # noqa: S608
 
 
 @functools.cache
-def _record_sql(alias, names, size_is_null):
+def _record_sql(alias, names, size_is_null, hashes):
     table, column = _quoted(alias)
     assignments = ", ".join(f"{column(name)} = %s" for name in names)
+    if hashes:
+        hashed, state = column("hashed_bytes"), column("hash_state")
+        assignments += (
+            f", {hashed} = CASE WHEN {hashed} = %s THEN %s ELSE {hashed} END"
+            f", {state} = CASE WHEN {hashed} = %s THEN %s ELSE {state} END"
+        )
     conditions = [f"{column(name)} = %s" for name in ("id", "status", "received_bytes")]
     conditions.append(f"{column('size')} IS NULL" if size_is_null else f"{column('size')} = %s")
     return f"UPDATE {table} SET {assignments} WHERE {' AND '.join(conditions)}"  # noqa: S608

@@ -26,7 +26,7 @@ from ..errors import (
     UploadGone,
 )
 from ..models import Upload
-from . import ending, finishing, recording, starting
+from . import ending, finishing, hashing, recording, starting
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +80,16 @@ def write(upload, piece):
             recording.reload(upload)
             if _already_has(upload, piece):
                 return upload
+            # The file's hash so far, fed with these bytes if they follow it.
+            prefix = hashing.in_line(upload, piece.offset)
             written, cut_off = staging.backend.write(
-                handle, piece.offset, piece.stream, piece.length, digest
+                handle,
+                piece.offset,
+                piece.stream,
+                piece.length,
+                [d for d in (digest, prefix) if d is not None],
+                # Else they are read back once the bytes before them are in.
+                keep_readable=prefix is None and hashing.enabled(),
             )
             _check_body(piece, written, cut_off, digest)
             finished = recording.record(
@@ -93,6 +101,7 @@ def write(upload, piece):
                 # Bytes sent in order follow the ones just read; others race
                 # with their neighbours, which record while this one is written.
                 reread=not piece.in_order,
+                hashed=prefix,
             )
     except staging.Gone:
         # The upload finished, or was cancelled or expired, since it was read.
@@ -113,6 +122,8 @@ def write(upload, piece):
         )
     if finished:
         finishing.finish_soon(upload)
+    else:
+        hashing.catch_up(upload)
     return upload
 
 

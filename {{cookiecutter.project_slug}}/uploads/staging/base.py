@@ -50,6 +50,31 @@ class StagingBackend:
             "subclasses of StagingBackend must provide an open_locked() method"
         )
 
+    def reads_unsealed(self, upload):
+        """
+        Whether read_in_order() can give this upload's bytes before seal(),
+        while they still arrive: the engine then hashes what chunks sent out
+        of order made contiguous (engine/hashing.py), through hasher_locked(),
+        and writes the bytes it has not hashed with keep_readable. False when
+        they cannot be read back: the finisher then reads the rest once.
+        """
+        return False
+
+    def hashed(self, handle, start, end):
+        """The engine hashed bytes [start, end), read back: a backend that kept
+        them readable for that alone may now move them where seal() wants them."""
+
+    def hasher_locked(self, upload, *, timeout=0):
+        """
+        For a backend that reads_unsealed: a context manager giving a handle
+        to read_in_order() with, holding the upload's one hasher lock, which
+        chunks being written do not wait for and the whole-file lock of
+        open_locked() excludes. Busy past `timeout` seconds; Gone as open_locked.
+        """
+        raise NotImplementedError(
+            "subclasses of StagingBackend that read unsealed bytes must provide hasher_locked()"
+        )
+
     def write_block(self, handle, block, position):
         """Write all of `block` at `position`; returns the position after it."""
         raise NotImplementedError(
@@ -60,9 +85,10 @@ class StagingBackend:
         """How many bytes are staged, counting to the last one written."""
         raise NotImplementedError("subclasses of StagingBackend must provide a size() method")
 
-    def read_in_order(self, handle, size):
-        """The first `size` staged bytes, in order, as blocks of at most BLOCK_SIZE
-        (each valid until the next is asked for)."""
+    def read_in_order(self, handle, size, start=0):
+        """Staged bytes [start, size), in order, as blocks of at most BLOCK_SIZE
+        (each valid until the next is asked for). Before seal(), only a backend
+        that reads_unsealed can give them."""
         raise NotImplementedError(
             "subclasses of StagingBackend must provide a read_in_order() method"
         )
@@ -110,13 +136,15 @@ class StagingBackend:
         """
         return []
 
-    def write(self, handle, offset, stream, limit, digest=None):
+    def write(self, handle, offset, stream, limit, digests=(), *, keep_readable=False):
         """
         Copy up to `limit` bytes from `stream` to `offset`, in blocks of at most
         BLOCK_SIZE, stopping early if the stream ends or breaks (a client cut
-        off mid-body). Feeds `digest` (a hashlib object) with every byte
-        written. Returns (bytes written, whether the stream ended early); the
-        engine decides whether those bytes count.
+        off mid-body). Feeds each of `digests` (hashlib-like objects) with
+        every byte written. keep_readable: the engine will read these bytes
+        back before seal() (see reads_unsealed). Returns (bytes written,
+        whether the stream ended early); the engine decides whether those
+        bytes count.
         """
         position, end = offset, offset + limit
         while position < end:
@@ -128,7 +156,7 @@ class StagingBackend:
                 block = b""
             if not block:
                 return position - offset, True
-            if digest is not None:
+            for digest in digests:
                 digest.update(block)
             try:
                 position = self.write_block(handle, block, position)

@@ -34,6 +34,10 @@ from .base import BLOCK_SIZE, NO_SPACE, Gone, StagingBackend
 # boundaries cost a third more system time.
 WRITE_SIZE = 64 * 1024
 SUFFIX = ".part"
+# The byte of a staging file whose lock is the upload's hasher lock: far past
+# any file, so chunks (which lock their own bytes) never wait for it, while the
+# whole-file lock (length 0: to the end and beyond) covers it.
+HASHER_BYTE = 1 << 62
 
 
 class LocalStaging(StagingBackend):
@@ -59,6 +63,12 @@ class LocalStaging(StagingBackend):
                 )
                 % {"reason": exc.strerror}
             ) from exc
+
+    def reads_unsealed(self, upload):
+        return True  # from the page cache they were just written to
+
+    def hasher_locked(self, upload, *, timeout=0):
+        return self.open_locked(upload, HASHER_BYTE, 1, timeout=timeout)
 
     @contextmanager
     def open_locked(self, upload, start=0, length=0, *, timeout=None):
@@ -87,10 +97,10 @@ class LocalStaging(StagingBackend):
     def size(self, fd):
         return os.fstat(fd).st_size
 
-    def read_in_order(self, fd, size):
+    def read_in_order(self, fd, size, start=0):
         # One buffer for the whole pass: no block is allocated per read.
         buffer = memoryview(bytearray(BLOCK_SIZE))
-        position = 0
+        position = start
         while position < size:
             n = os.preadv(fd, [buffer[: min(BLOCK_SIZE, size - position)]], position)
             if n == 0:

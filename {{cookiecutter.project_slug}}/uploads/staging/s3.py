@@ -90,6 +90,8 @@ class Handle:
     key: str
     upload_id: str
     part_size: int
+    # Set by seal(): `key` is then the whole file, to be read with one GET.
+    sealed: bool = False
 
 
 class S3Staging(StagingBackend):
@@ -143,17 +145,46 @@ class S3Staging(StagingBackend):
 
     @contextmanager
     def open_locked(self, upload, start=0, length=0, *, timeout=None):
-        if not upload.staging_ref:
-            raise Gone(f"upload {upload.pk} has no multipart upload")
-        part_size, _, upload_id = upload.staging_ref.partition(":")
-        handle = Handle(upload, self.folder(upload.id) + "file", upload_id, int(part_size))
+        handle = self._handle(upload)
         slots = None if length == 0 else self._slots(handle, start, start + length)
         if timeout is None:
             timeout = upload_settings.LOCK_TIMEOUT
         with slot_locks.locked(upload.id, slots, timeout=timeout):
             yield handle
 
-    def write(self, handle, offset, stream, limit, digest=None):
+    def reads_unsealed(self, upload):
+        """
+        When the chunks are the parts: a chunk the engine could not hash as it
+        arrived (sent ahead of the bytes before it) is kept as a piece object,
+        which can be read, where a part cannot before CompleteMultipartUpload;
+        once hashed, hashed() makes it its part with a copy inside the bucket.
+        Gathered parts (tus, small chunks) are read by the finisher instead.
+        """
+        return bool(upload.staging_ref) and self._direct(self._handle(upload))
+
+    def hasher_locked(self, upload, *, timeout=0):
+        # A slot number no part has: chunks never wait for it; finishing's
+        # lock on all of an upload's slots covers it.
+        return self._locked_slots(upload, range(MAX_PARTS, MAX_PARTS + 1), timeout)
+
+    @contextmanager
+    def _locked_slots(self, upload, slots, timeout):
+        handle = self._handle(upload)
+        with slot_locks.locked(upload.id, slots, timeout=timeout):
+            yield handle
+
+    def hashed(self, handle, start, end):
+        """Each piece of [start, end), a whole chunk, becomes its part
+        (UploadPartCopy: no byte passes through this host), then goes."""
+        if not self._direct(handle):
+            return
+        for slot in self._slots(handle, start, end):
+            first = self._bounds(handle, slot)[0]
+            if not start <= first < end:
+                continue
+            self._part_from_piece(handle, slot)
+
+    def write(self, handle, offset, stream, limit, digests=(), *, keep_readable=False):
         """Each slot the bytes touch is one UploadPart or one piece object,
         streamed from the request; a body cut off keeps the slots before it."""
         if limit == 0:
@@ -161,9 +192,9 @@ class S3Staging(StagingBackend):
         written, position, end = 0, offset, offset + limit
         for slot in self._slots(handle, offset, end):
             stop = min(end, self._bounds(handle, slot)[1])
-            body = RequestBody(stream, stop - position, digest)
+            body = RequestBody(stream, stop - position, digests)
             try:
-                self._write_segment(handle, slot, position, stop, body)
+                self._write_segment(handle, slot, position, stop, body, keep_readable)
             except Exception:
                 if body.cut_off:
                     return written, True
@@ -189,6 +220,10 @@ class S3Staging(StagingBackend):
         """Join the parts into the one object `file`: gather the slots that are
         not parts yet (the last one, usually), then CompleteMultipartUpload.
         Done already (a finisher that stopped after it) is no error."""
+        self._complete(handle, size)
+        handle.sealed = True
+
+    def _complete(self, handle, size):
         if size == 0:
             self._abort(handle)
             with self._reachable():
@@ -208,7 +243,10 @@ class S3Staging(StagingBackend):
             last = size if slot == count - 1 else first + handle.part_size
             if parts.get(slot + 1, (None, -1))[1] != last - first:
                 if direct:
-                    raise ValueError(f"part {slot + 1} is missing or has the wrong size")
+                    # A chunk kept as a piece for hashing that hashed() did not move.
+                    etag = self._part_from_piece(handle, slot, missing_ok=False)
+                    completed.append({"PartNumber": slot + 1, "ETag": etag})
+                    continue
                 etag = self._upload_part(
                     handle, slot + 1, last - first, PieceChain(self, handle, first, last)
                 )
@@ -223,9 +261,17 @@ class S3Staging(StagingBackend):
                 MultipartUpload={"Parts": completed},
             )
 
-    def read_in_order(self, handle, size):
+    def read_in_order(self, handle, size, start=0):
+        """The sealed object's bytes, in one streaming GET (of a range, from
+        `start`); before seal(), the piece objects kept for hashing, in order."""
+        if start >= size:
+            return
+        if not handle.sealed:
+            yield from _blocks(PieceChain(self, handle, start, size))
+            return
+        ranged = {"Range": f"bytes={start}-{size - 1}"} if start else {}
         with self._reachable():
-            body = self.client.get_object(Bucket=self.bucket, Key=handle.key)["Body"]
+            body = self.client.get_object(Bucket=self.bucket, Key=handle.key, **ranged)["Body"]
         try:
             while block := body.read(BLOCK_SIZE):
                 yield block
@@ -338,6 +384,12 @@ class S3Staging(StagingBackend):
 
     # --- The work ------------------------------------------------------------------------------
 
+    def _handle(self, upload):
+        if not upload.staging_ref:
+            raise Gone(f"upload {upload.pk} has no multipart upload")
+        part_size, _, upload_id = upload.staging_ref.partition(":")
+        return Handle(upload, self.folder(upload.id) + "file", upload_id, int(part_size))
+
     def _part_size(self, upload):
         """Chunks of at least S3's smallest part are the parts; otherwise parts
         of GATHERED_PART_SIZE, or bigger when the largest file would need
@@ -371,7 +423,7 @@ class S3Staging(StagingBackend):
         last = first + handle.part_size
         return first, last if size is None else min(last, size)
 
-    def _write_segment(self, handle, slot, start, end, body):
+    def _write_segment(self, handle, slot, start, end, body, keep_readable=False):
         first, last = self._bounds(handle, slot)
         if self._direct(handle):
             if start != first:
@@ -379,7 +431,10 @@ class S3Staging(StagingBackend):
                     gettext("bytes from %(start)s do not start a chunk of this upload")
                     % {"start": start}
                 )
-            self._upload_part(handle, slot + 1, end - start, body)
+            if keep_readable:
+                self._put_piece(handle, start, end, body)
+            else:
+                self._upload_part(handle, slot + 1, end - start, body)
             return
         full = last - first == handle.part_size
         if full and (start, end) == (first, last):
@@ -391,13 +446,39 @@ class S3Staging(StagingBackend):
             gathered = PieceChain(self, handle, first, last, hole=(start, end, body))
             self._upload_part(handle, slot + 1, last - first, gathered)
         else:
-            with self._reachable():
-                self.streaming.put_object(
+            self._put_piece(handle, start, end, body)
+
+    def _put_piece(self, handle, start, end, body):
+        with self._reachable():
+            self.streaming.put_object(
+                Bucket=self.bucket,
+                Key=_piece_key(handle, start),
+                Body=body,
+                ContentLength=end - start,
+            )
+
+    def _part_from_piece(self, handle, slot, *, missing_ok=True):
+        """Copy the piece that starts the slot into its part, inside the bucket,
+        and delete it; its ETag, or None when there is none (moved already)."""
+        first = self._bounds(handle, slot)[0]
+        source = {"Bucket": self.bucket, "Key": _piece_key(handle, first)}
+        with self._reachable():
+            try:
+                copied = self.client.upload_part_copy(
                     Bucket=self.bucket,
-                    Key=_piece_key(handle, start),
-                    Body=body,
-                    ContentLength=end - start,
+                    Key=handle.key,
+                    UploadId=handle.upload_id,
+                    PartNumber=slot + 1,
+                    CopySource=source,
                 )
+            except ClientError as exc:
+                if missing_ok and _code(exc) in MISSING_CODES:
+                    return None
+                if _code(exc) in MISSING_CODES:
+                    raise ValueError(f"part {slot + 1} is missing") from exc
+                raise
+            self.client.delete_object(Bucket=self.bucket, Key=source["Key"])
+        return copied["CopyPartResult"]["ETag"]
 
     def _upload_part(self, handle, number, length, body):
         with self._reachable():
@@ -479,6 +560,11 @@ def _code(exc):
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def _blocks(readable):
+    while block := readable.read(BLOCK_SIZE):
+        yield block
+
+
 def _piece_key(handle, start):
     return f"{handle.key.rpartition('/')[0]}/pieces/{start:020d}"
 
@@ -486,13 +572,13 @@ def _piece_key(handle, start):
 class RequestBody:
     """
     Exactly `length` bytes of the request, for boto3 to send: read as it asks,
-    never more than BLOCK_SIZE at once, feeding `digest`. It cannot seek, so
+    never more than BLOCK_SIZE at once, feeding `digests`. It cannot seek, so
     boto3 streams it rather than buffering it. A body that ends early stops
     the send (the object or part is then not made) and says so in `cut_off`.
     """
 
-    def __init__(self, stream, length, digest=None):
-        self.stream, self.remaining, self.digest = stream, length, digest
+    def __init__(self, stream, length, digests=()):
+        self.stream, self.remaining, self.digests = stream, length, digests
         self.cut_off = False
 
     def read(self, size=-1):
@@ -507,8 +593,8 @@ class RequestBody:
             self.cut_off = True
             raise CutOff(f"the body ended {self.remaining} bytes short")
         self.remaining -= len(block)
-        if self.digest is not None:
-            self.digest.update(block)
+        for digest in self.digests:
+            digest.update(block)
         return block
 
 

@@ -297,3 +297,44 @@ def test_memory_stays_bounded_for_64_mib_of_1_mib_pieces(alice, bucket):
     assert max(growth) < 6 * MiB, f"a request held {max(growth) / MiB:.1f} MiB"
     upload_id = str(uuid.UUID(path.rstrip("/").rpartition("/")[2]))
     assert_finished(bucket, alice, upload_id, data)
+
+
+@pytest.fixture
+def read_from_bucket(monkeypatch):
+    """The bytes this host GETs from the bucket (catching the hash up, finishing)."""
+    counted = {"bytes": 0}
+    staging.backend._setup()  # built now, so that its client can be wrapped
+    client = staging.backend.client
+    original = client.get_object
+
+    def counting(**kwargs):
+        answer = original(**kwargs)
+        counted["bytes"] += answer["ContentLength"]
+        return answer
+
+    monkeypatch.setattr(client, "get_object", counting)
+    return counted
+
+
+@pytest.mark.parametrize("order", ["in order", "shuffled"])
+def test_chunks_that_are_parts_are_hashed_as_they_arrive_and_read_back_once_at_most(
+    alice, bucket, read_from_bucket, order
+):
+    """In order, every chunk is hashed as it streams into its part: the finisher
+    reads nothing back. Out of order, a chunk ahead of the hashed bytes is kept
+    as a piece, read back once the bytes before it are in, and copied into its
+    part inside the bucket: no byte is read twice, and none is left as a piece."""
+    chunk_size = 5 * MiB
+    data = random.Random(7).randbytes(6 * chunk_size + 1234)
+    numbers = list(range(1, chunk_count(len(data), chunk_size) + 1))
+    if order == "shuffled":
+        random.Random(2).shuffle(numbers)
+    for number in numbers:
+        response = octet_chunk(alice, "/uploads/flow/", "flow", data, number, chunk_size)
+        assert response.status_code == 200, response.content
+    upload = Upload.objects.get(pk=response.json()["id"])
+    assert_finished(bucket, alice, upload.pk, data)
+    if order == "in order":
+        assert read_from_bucket["bytes"] == 0
+    else:
+        assert 0 < read_from_bucket["bytes"] <= len(data)

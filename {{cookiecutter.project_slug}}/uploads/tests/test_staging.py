@@ -46,9 +46,9 @@ class MemoryStaging(StagingBackend):
     def size(self, data):
         return len(data)
 
-    def read_in_order(self, data, size):
-        for start in range(0, size, staging.BLOCK_SIZE):
-            yield memoryview(data)[start : min(start + staging.BLOCK_SIZE, size)]
+    def read_in_order(self, data, size, start=0):
+        for first in range(start, size, staging.BLOCK_SIZE):
+            yield memoryview(data)[first : min(first + staging.BLOCK_SIZE, size)]
 
     def staged_file(self, upload):
         return ContentFile(bytes(self.files[upload.pk]), name=upload.name)

@@ -49,9 +49,11 @@ const FINISHED = new Set(["complete", "failed", "rejected", "cancelled"]);
 const GIVEN_UP = new Set(["failed", "rejected", "cancelled"]);
 
 // While the server says "processing" the page keeps asking, however long it
-// takes: hashing tens of GB takes minutes, and a finish the server retries (a
-// full disk, a restarted worker) takes longer. From every second to every 30 s.
-const POLL_INTERVAL_MS = 1000;
+// takes: a file hashed as it arrived is finished a few milliseconds after its
+// last chunk, but one the server must read back takes up to minutes, and a
+// finish the server retries (a full disk, a restarted worker) longer. From a
+// tenth of a second, half as long again each time, to every 30 s.
+const POLL_INTERVAL_MS = 100;
 const POLL_INTERVAL_MAX_MS = 30000;
 
 class QueuedFile {

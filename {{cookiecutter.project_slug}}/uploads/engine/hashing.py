@@ -1,0 +1,186 @@
+"""
+The SHA-256 of an upload, kept up to date as its bytes arrive, so that
+finishing hashes only what came out of order.
+
+The upload's row holds the hash of its first `hashed_bytes` bytes as a saved
+state (`hash_state`, uploads/sha256.py). Three things move it on, each from
+the state it read and by a conditional UPDATE on `hashed_bytes`, so that of
+two that race one wins and the other's work is dropped, never mixed in:
+
+- in line: the request whose piece starts where the hashed bytes end feeds
+  the hash with the piece's bytes as it writes them to staging (writing.py)
+  and saves the new state in the UPDATE that records the piece (recording.py).
+  A file sent in order is hashed this way entirely, at no extra read;
+- catching up: a piece that lands past the hashed bytes (chunks sent in
+  parallel, or out of order) cannot be hashed yet. Once such bytes have
+  become contiguous behind the hashed ones, a request that just recorded a
+  piece reads them back from staging, from the page cache they were just
+  written to, at most CATCH_UP_BYTES per request, holding the upload's hasher
+  lock so that one request at a time reads (catch_up);
+- finishing: the finisher continues the saved state over the rest (digest).
+
+Only bytes that went into staging are hashed: in line, the bytes written, and
+counted only if they are recorded; otherwise bytes read back from staging,
+never anything a client claims. A saved state that cannot be continued (from
+another kind of machine, or of another byte count) is dropped and the file
+hashed from its first byte: a restart costs re-hashing, never a wrong digest.
+
+Backends whose unfinished bytes cannot be read back (S3 parts before
+CompleteMultipartUpload) skip catching up: their finisher reads the rest of
+the file once, from the first byte not hashed in line.
+"""
+
+import hashlib
+import logging
+
+from django.db import DatabaseError
+
+from .. import sha256, staging
+from ..conf import upload_settings
+from ..errors import Busy, UploadError
+from ..models import Upload
+
+logger = logging.getLogger(__name__)
+
+Status = Upload.Status
+
+# The most a request reads back to catch the hash up, after its own piece: a
+# few chunks' worth keeps every answer quick; what is left waits for the next
+# request, or for the finisher.
+CATCH_UP_BYTES = 64 * 1024**2
+
+
+def enabled():
+    return upload_settings.HASH_WHILE_RECEIVING and sha256.available()
+
+
+def in_line(upload, offset):
+    """
+    The hash to feed with a piece at `offset` as it is written, or None when
+    the piece does not start where the hashed bytes end (or hashing as bytes
+    arrive is off). `upload` is as read under the piece's lock.
+    """
+    if not enabled() or offset != upload.hashed_bytes:
+        return None
+    try:
+        return sha256.ResumableSHA256.resume(upload.hash_state, upload.hashed_bytes)
+    except sha256.StateRefused as exc:
+        logger.warning("upload %s: its saved hash is dropped (%s)", upload.pk, exc)
+        return None
+
+
+def catch_up(upload):
+    """
+    After a piece was recorded: if received bytes lie contiguous past the
+    hashed ones, hash up to CATCH_UP_BYTES of them from staging. Costs no query
+    when the hash is not behind, as with a file sent in order. A request that
+    finds another catching up leaves it to that one, which looks again after
+    letting go of the lock.
+    """
+    if not enabled() or upload.status != Status.UPLOADING:
+        return
+    if upload.hashed_bytes >= contiguous_end(upload.received_ranges):
+        return
+    if not staging.backend.reads_unsealed(upload):
+        return
+    budget = CATCH_UP_BYTES
+    try:
+        # Twice: one that held the lock looks again once it let go, for bytes
+        # recorded by a request that found it held.
+        for _ in range(2):
+            with staging.backend.hasher_locked(upload, timeout=0) as handle:
+                budget -= _hash_forward(upload, handle, budget)
+            if budget <= 0 or not _behind(upload):
+                return
+    except (Busy, staging.Gone):
+        return  # another request is at it, or the upload is gone
+    except (UploadError, OSError, DatabaseError):
+        # Catching up is an optimisation: the finisher hashes what is left.
+        logger.exception("upload %s: catching the hash up failed", upload.pk)
+
+
+def digest(upload, handle, size, *, progress=None):
+    """
+    The finisher's SHA-256 of the `size` staged bytes (sealed, under the
+    whole-file lock): the saved state continued over the bytes not hashed yet.
+    Returns (hex digest, bytes read).
+    """
+    hashed, hash_ = 0, None
+    if enabled():
+        saved, state = _saved(upload.pk)
+        try:
+            hash_ = sha256.ResumableSHA256.resume(state, saved)
+            hashed = saved
+        except sha256.StateRefused as exc:
+            logger.warning("upload %s: its saved hash is dropped (%s)", upload.pk, exc)
+    if hash_ is None or hashed > size:
+        hashed, hash_ = 0, hashlib.sha256()
+    read = 0
+    for block in staging.backend.read_in_order(handle, size, hashed):
+        hash_.update(block)
+        read += len(block)
+        if progress is not None:
+            progress()
+    if hashed:
+        logger.info(
+            "upload %s: %d of %d bytes were hashed as they arrived", upload.pk, hashed, size
+        )
+    return hash_.hexdigest(), hashed + read
+
+
+def contiguous_end(received):
+    """Where the received bytes that start at byte 0 end."""
+    return received[0][1] if received and received[0][0] == 0 else 0
+
+
+def _hash_forward(upload, handle, budget):
+    """Hash from the saved state on over contiguous received bytes; bytes read."""
+    status, received, hashed, state = _progress(upload.pk)
+    end = min(contiguous_end(received), hashed + budget)
+    if status != Status.UPLOADING or end <= hashed:
+        return 0
+    try:
+        hash_ = sha256.ResumableSHA256.resume(state, hashed)
+    except sha256.StateRefused as exc:
+        logger.warning("upload %s: its saved hash is dropped (%s)", upload.pk, exc)
+        _save(upload.pk, hashed, 0, None)
+        return 0
+    if upload.chunk_size:
+        # Read back whole chunks: a backend may keep each as one object.
+        end = min(contiguous_end(received), -(-end // upload.chunk_size) * upload.chunk_size)
+    start = hashed
+    for block in staging.backend.read_in_order(handle, end, start):
+        hash_.update(block)
+    if hash_.length != end:
+        raise OSError(f"read {hash_.length - start} bytes of {end - start} back from staging")
+    if _save(upload.pk, start, end, hash_.state()):
+        staging.backend.hashed(handle, start, end)
+    upload.hashed_bytes = end
+    return end - start
+
+
+def _behind(upload):
+    status, received, hashed, _ = _progress(upload.pk)
+    upload.hashed_bytes = hashed
+    return status == Status.UPLOADING and hashed < contiguous_end(received)
+
+
+def _progress(upload_id):
+    return (
+        Upload.objects.filter(pk=upload_id)
+        .values_list("status", "received_ranges", "hashed_bytes", "hash_state")
+        .get()
+    )
+
+
+def _saved(upload_id):
+    return Upload.objects.filter(pk=upload_id).values_list("hashed_bytes", "hash_state").get()
+
+
+def _save(upload_id, start, end, state):
+    """Replace the state of `start` bytes by that of `end` bytes; False if another moved it."""
+    return bool(
+        Upload.objects.filter(pk=upload_id, hashed_bytes=start).update(
+            hashed_bytes=end, hash_state=state
+        )
+    )
