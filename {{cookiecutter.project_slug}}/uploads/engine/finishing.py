@@ -196,6 +196,10 @@ def _store(upload, progress):
     """Store the staged bytes under the upload's fixed name; nothing is left there if it fails."""
     storage = upload.file.storage
     name = upload.file.field.generate_filename(upload, upload.name)
+    if staging.backend.stored_in_place(upload, storage, name):
+        # Sealing it stored it (S3 staging at the finished key): there is no
+        # copy to make, and what is at the name is the staged file itself.
+        return name
     try:
         # What an earlier run that stopped left here, whole or not, goes first:
         # the staged bytes are the truth, and the name must be free to keep it.
