@@ -208,7 +208,8 @@ def lap(clock):
 
 # What the S3 staging backend logs as it finishes an upload (uploads/staging/s3.py).
 COMPLETED_LINE = re.compile(
-    r"upload (?P<id>\S+): (?P<parts>\d+) parts completed into \S+ in (?P<s>[\d.]+) s"
+    r"upload (?P<id>\S+): (?P<parts>\d+) parts completed into \S+ in (?P<s>[\d.]+) s, "
+    r"after (?P<before>[\d.]+) s listing and gathering"
 )
 COPIED_LINE = re.compile(r"upload (?P<id>\S+): copied server-side to \S+ in (?P<s>[\d.]+) s")
 
@@ -217,13 +218,15 @@ def finishing_steps(upload_id, logs, complete_after):
     """
     Where the site's last chunk -> complete went, from the finisher's log
     lines (a host's or the Celery worker's): the multipart upload completed
-    (with the last part gathered, if any), the server-side copy if one was
+    (after listing its parts and gathering the last slot, if it is pieces),
+    the server-side copy if one was
     made, and the rest (the last chunk's answer, the task's pickup, the
     SHA-256 read, recording it, the poll).
     """
     steps, text = {}, "\n".join(log.read_text() for log in logs if log.exists())
     for match in COMPLETED_LINE.finditer(text):
         if match["id"] == upload_id:
+            steps["ListParts and the last slot gathered"] = float(match["before"])
             steps[f"CompleteMultipartUpload ({match['parts']} parts)"] = float(match["s"])
     for match in COPIED_LINE.finditer(text):
         if match["id"] == upload_id:
