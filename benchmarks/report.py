@@ -247,6 +247,10 @@ def print_s3_rows(rows, notes):
     for note in notes:
         print(note)
     for row in rows:
+        if row.steps:
+            steps = ", ".join(f"{name} {seconds:.2f}" for name, seconds in row.steps.items())
+            print(f"{row.name}: last chunk -> complete, s: {steps}")
+    for row in rows:
         if row.celery_cpu is not None:
             print(f"celery: its pool used {row.celery_cpu:.2f} s of CPU during {row.name}")
     print()

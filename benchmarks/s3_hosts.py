@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import importlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,6 +54,8 @@ class S3Row:
     celery_cpu: float = None  # seconds, the Celery pool, the upload and its finishing
     tries: int = 1
     highest_peaks: dict = field(default_factory=dict)  # over every try
+    # Where `complete_after` went: {step: seconds}, in order (see steps_line()).
+    steps: dict = field(default_factory=dict)
 
     @property
     def mb_per_s(self):
@@ -141,8 +144,10 @@ def ceiling_row(args, bucket, source, digest):
     parts, as many at once. Its wall time ends with the last part, as the
     site's ends with the last chunk's answer; then what finishing costs at
     least on this bucket, timed from the last part's start as the site's is:
-    CompleteMultipartUpload, one streaming read for the SHA-256, a
-    server-side copy to the finished file's key.
+    CompleteMultipartUpload (at the finished file's key, as the site's) and
+    one streaming read for the SHA-256. Each step is timed, and so are, after
+    it, the CopyObject to another key and the DeleteObject that the site made
+    before it completed at the finished key, for what they cost.
     """
     plan = Plan(args.size, args.chunk, unique_filename("ceiling-s3"))
     key, last = plan.identifier, {}
@@ -171,23 +176,70 @@ def ceiling_row(args, bucket, source, digest):
     finally:
         os.close(fd)
     wall, client_cpu = time.perf_counter() - started, measure.own_cpu() - client_cpu
+    steps = {"last part": time.perf_counter() - last["started"]}
+    clock = time.perf_counter()
     bucket.complete_multipart_upload(
         Bucket=BUCKET, Key=key, UploadId=multipart["UploadId"], MultipartUpload={"Parts": parts}
     )
+    steps["CompleteMultipartUpload"], clock = lap(clock)
     sha256 = hashlib.sha256()
     for block in bucket.get_object(Bucket=BUCKET, Key=key)["Body"].iter_chunks(1024 * 1024):
         sha256.update(block)
+    steps["GET for the SHA-256"], clock = lap(clock)
+    finished = clock
     bucket.copy_object(Bucket=BUCKET, Key=key + ".done", CopySource={"Bucket": BUCKET, "Key": key})
-    finished = time.perf_counter()
+    steps["(CopyObject, no longer made)"], clock = lap(clock)
+    bucket.delete_object(Bucket=BUCKET, Key=key)
+    steps["(DeleteObject of the source)"], clock = lap(clock)
     if sha256.hexdigest() != digest:
         raise RuntimeError("the ceiling's object differs from the source")
     row = S3Row("ceiling-s3", args.size, wall, {}, 0.0, client_cpu)
     row.complete_after = finished - last["started"]
+    row.steps = steps
     empty_bucket(bucket)
     return row
 
 
-def site_row(args, hosts, bucket, source, digest, celery_pid):
+def lap(clock):
+    """(seconds since `clock`, now)."""
+    now = time.perf_counter()
+    return now - clock, now
+
+
+# What the S3 staging backend logs as it finishes an upload (uploads/staging/s3.py).
+COMPLETED_LINE = re.compile(
+    r"upload (?P<id>\S+): (?P<parts>\d+) parts completed into \S+ in (?P<s>[\d.]+) s, "
+    r"after (?P<before>[\d.]+) s listing and gathering"
+)
+COPIED_LINE = re.compile(r"upload (?P<id>\S+): copied server-side to \S+ in (?P<s>[\d.]+) s")
+
+
+def finishing_steps(upload_id, logs, complete_after):
+    """
+    Where the site's last chunk -> complete went, from the finisher's log
+    lines (a host's or the Celery worker's): the multipart upload completed
+    (after listing its parts and gathering the last slot, if it is pieces),
+    the server-side copy if one was
+    made, and the rest (the last chunk's answer, the task's pickup, the
+    SHA-256 read, recording it, the poll).
+    """
+    steps, text = {}, "\n".join(log.read_text() for log in logs if log.exists())
+    for match in COMPLETED_LINE.finditer(text):
+        if match["id"] == upload_id:
+            steps["ListParts and the last slot gathered"] = float(match["before"])
+            steps[f"CompleteMultipartUpload ({match['parts']} parts)"] = float(match["s"])
+    for match in COPIED_LINE.finditer(text):
+        if match["id"] == upload_id:
+            steps["CopyObject"] = float(match["s"])
+    if not any(name.startswith("CopyObject") for name in steps):
+        steps["no copy"] = 0.0
+    steps["the rest (answer, task pickup, SHA-256 GET, record, poll)"] = complete_after - sum(
+        steps.values()
+    )
+    return steps
+
+
+def site_row(args, hosts, bucket, source, digest, celery_pid, celery_log=None):
     """One flow.js octet upload, chunk n to host n % 2, polled on the first host until complete."""
     plan = Plan(args.size, args.chunk, unique_filename("site-s3"))
     with contextlib.ExitStack() as stack:
@@ -220,6 +272,8 @@ def site_row(args, hosts, bucket, source, digest, celery_pid):
     empty_bucket(bucket)
     row = S3Row("s3-octet", args.size, run.wall, peaks, server_cpu, client_cpu)
     row.complete_after = run.poller.complete_at - run.last_started
+    logs = [site.log for site in hosts] + ([celery_log] if celery_log else [])
+    row.steps = finishing_steps(final.get("id", ""), logs, row.complete_after)
     # Which process finished the upload: the Celery pool's CPU says whether it did.
     row.celery_cpu = celery_cpu if celery_pid else None
     return row
@@ -273,17 +327,19 @@ def measure_rows(args, stack, workdir, servers, source, digest):
         notes.append("celery: skipped, the site has no Celery yet (no config/celery.py)")
     broker = args.broker if with_celery else None
     hosts = two_hosts(servers, args, workdir, database_url, endpoint, broker)
-    celery_pid = None
+    celery_pid, celery_log = None, None
     if with_celery:
         notes.append(f"celery: one worker, {' '.join(CELERY_COMMAND[1:])}, broker {args.broker}")
-        celery_pid = stack.enter_context(
-            celery_worker(root, hosts[0].env, workdir / "logs" / "celery.log")
-        )
+        celery_log = workdir / "logs" / "celery.log"
+        celery_pid = stack.enter_context(celery_worker(root, hosts[0].env, celery_log))
     tries = {}
     for attempt in range(1, args.repeat + 1):
         for kind, make_row in (
             ("ceiling", lambda: ceiling_row(args, bucket, source, digest)),
-            ("site", lambda: site_row(args, hosts, bucket, source, digest, celery_pid)),
+            (
+                "site",
+                lambda: site_row(args, hosts, bucket, source, digest, celery_pid, celery_log),
+            ),
         ):
             print(f"  {kind} s3 ({attempt}/{args.repeat}) ...", end="", flush=True)
             row = make_row()

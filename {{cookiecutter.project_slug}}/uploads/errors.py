@@ -123,3 +123,11 @@ class StagingUnavailable(Busy):
     recorded, and the same request may be sent again after `retry_after` seconds."""
 
     retry_after = 5
+
+
+class BrokerUnavailable(UploadError):
+    """The task queue's broker cannot take the finish of the file this chunk
+    completes: nothing was recorded, and the same request may be sent again."""
+
+    status = 503
+    retry_after = 5

@@ -30,7 +30,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from .. import staging, tasks
+from .. import broker, staging, tasks
 from ..conf import upload_settings
 from ..errors import BadRequest, Busy, FinishingFailed
 from ..models import Upload
@@ -73,16 +73,29 @@ def finish_soon(upload):
     transaction.on_commit(thread.start)
 
 
+def check_finisher():
+    """
+    Raise BrokerUnavailable unless the finish of a file about to be recorded
+    whole can be handed over now: with a broker, that it takes a connection
+    (broker.py says why only the chunk that completes a file asks). Without
+    one, this process's own thread finishes it, and is always there.
+    """
+    if tasks.enabled():
+        broker.check()
+
+
 def _send_finish(pk):
     """
-    Queue the finish. A broker that cannot be reached loses nothing: the
-    upload is recorded whole and `processing` with its lease, and once the
-    lease runs out the status API's next read sends the task again
+    Queue the finish. The chunk that completed the file checked the broker
+    before its range was recorded (check_finisher); a broker lost since loses
+    nothing: the upload is recorded whole and `processing` with its lease, and
+    once the lease runs out the status API's next read sends the task again
     (take_over_if_stalled) and cleanup_uploads finishes it itself (recover).
     """
     try:
         tasks.finish_upload.apply_async((pk,), retry_policy=SEND_RETRY)
     except Exception as exc:  # kombu's OperationalError, a DNS failure, a refused connection
+        broker.seen_down(exc)
         logger.warning(
             "upload %s: the broker did not take the finish (%s); it is taken over "
             "once its lease runs out",
@@ -191,6 +204,10 @@ def _store(upload, progress):
     """Store the staged bytes under the upload's fixed name; nothing is left there if it fails."""
     storage = upload.file.storage
     name = upload.file.field.generate_filename(upload, upload.name)
+    if staging.backend.stored_in_place(upload, storage, name):
+        # Sealing it stored it (S3 staging at the finished key): there is no
+        # copy to make, and what is at the name is the staged file itself.
+        return name
     try:
         # What an earlier run that stopped left here, whole or not, goes first:
         # the staged bytes are the truth, and the name must be free to keep it.

@@ -14,7 +14,7 @@ from .. import ranges
 from ..conf import upload_settings
 from ..errors import BadRequest, UploadGone
 from ..models import Upload
-from . import ending, leases, statements
+from . import ending, finishing, leases, statements
 
 Status = Upload.Status
 
@@ -39,7 +39,9 @@ def record(upload, start, end, *, hold=False, size=None, reread=True, hashed=Non
     """
     Add [start, end) to the upload's ranges, and a deferred size if `size` is
     given; True if this completed the file (and, unless `hold`, moved it to
-    `processing`).
+    `processing`). BrokerUnavailable, with nothing recorded, when this would
+    complete the file and the broker that finishes it cannot be reached
+    (finishing.check_finisher).
 
     hashed: the hash of the upload's first `end` bytes (hashing.in_line), fed
     with these bytes as they were written, saved in the same UPDATE if the
@@ -77,6 +79,9 @@ def record(upload, start, end, *, hold=False, size=None, reread=True, hashed=Non
             fields["size"] = size
         finished = not hold and fields["received_bytes"] == fields.get("size", upload.size)
         if finished:
+            # Before the last byte is recorded: a file whose finish nobody can
+            # take now is refused with nothing recorded, and its chunk sent again.
+            finishing.check_finisher()
             fields["status"] = Status.PROCESSING
             fields["finishing_until"] = leases.granted(now)
         if statements.record(

@@ -28,6 +28,7 @@ from ..access import UploadEndpoint
 from ..conf import upload_settings
 from ..errors import (
     BadRequest,
+    BrokerUnavailable,
     InsufficientStorage,
     NotAuthenticated,
     TypeNotAllowed,
@@ -228,9 +229,10 @@ class TusView(UploadEndpoint):
         if length or size == 0:
             try:
                 self.append(request, upload, 0, length)
-            except InsufficientStorage:
-                # As a creation refused for room: the client, which gets no
-                # Location, creates the upload again once there is room.
+            except (InsufficientStorage, BrokerUnavailable):
+                # As a creation refused for room (or, for a file this request
+                # completes, for its finish): the client, which gets no
+                # Location, creates the upload again later.
                 engine.cancel(upload)
                 raise
             except UploadError as exc:

@@ -2,12 +2,16 @@
 Staging in an S3-compatible bucket: UPLOADS_STAGING=s3, for app hosts that
 share nothing but the database and the bucket (AWS_STORAGE_BUCKET_NAME).
 
-Layout, under `<UPLOADS_STAGING_PREFIX><upload id hex>/`:
+Layout: one multipart upload per file, created when the upload starts (its
+part size, UploadId and key are Upload.staging_ref). When finished files go
+to this bucket (UPLOADS_STORAGE an S3 storage of AWS_STORAGE_BUCKET_NAME), its
+key is the finished file's own (models.upload_to, fixed when the upload
+starts), so completing it stores the file; otherwise it is
+`<UPLOADS_STAGING_PREFIX><upload id hex>/file`, and the finished file is
+streamed from it to the other storage. Under the staging prefix also:
 
-    file                 the multipart upload, created when the upload starts
-                         (its part size and UploadId are Upload.staging_ref);
-                         the whole file once finishing completes it
-    pieces/<offset>      bytes that are not a whole part, one object each,
+    <upload id hex>/pieces/<offset>
+                         bytes that are not a whole part, one object each,
                          named by the offset of their first byte (20 digits)
 
 The file is cut into parts ("slots") of the same size, so a part's number
@@ -20,9 +24,10 @@ slot is that part; a smaller one is kept as a piece object, and the request
 whose piece completes a slot gathers the slot's pieces and its own bytes into
 the part, as tusd's s3store does with its "incomplete part". The last slot,
 which may be short, is gathered by the finisher. Finishing is then one
-CompleteMultipartUpload (no byte copied), one streaming GET for the SHA-256,
-and a server-side copy to the finished file's key when the finished files
-are in the same bucket (any other storage gets the bytes streamed to it).
+CompleteMultipartUpload at the finished file's key (no byte copied, and none
+copied again: that is the stored file) and one streaming GET for the SHA-256.
+Uploads started before their multipart upload was made at the finished key
+(a staging_ref without one) are copied server-side as before.
 
 What was received is the database's ranges, never a listing of the bucket.
 Locking: the engine relies on the staging lock for one thing, that between
@@ -44,15 +49,20 @@ to this host's disk. A bucket that cannot be reached is StagingUnavailable
 (503 with Retry-After): the request recorded nothing and may be sent again.
 
 Nothing here expires on its own: cancel, expiry and finishing remove an
-upload's objects and abort its multipart upload; cleanup_uploads aborts
-multipart uploads under the prefix that no upload owns. The bucket should
-also have a lifecycle rule, AbortIncompleteMultipartUpload after a few days
+upload's objects and abort its multipart upload (a cancelled one whose file
+was already completed at the finished key has that object deleted);
+cleanup_uploads aborts multipart uploads that no active upload owns, under
+the staging prefix and under the finished files' folder (UPLOADS_UPLOAD_TO
+up to its first strftime code). The bucket should also have a lifecycle
+rule, AbortIncompleteMultipartUpload after a few days, for the whole bucket
 (the README's "Staging in a bucket").
 """
 
+import json
 import logging
 import math
 import mimetypes
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,9 +97,10 @@ MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 @dataclass
 class Handle:
     upload: object  # the engine's Upload: its ranges are reloaded under the lock
-    key: str
+    key: str  # the multipart upload's, and the whole file's once it is completed
     upload_id: str
     part_size: int
+    folder: str  # the upload's staging folder, where its pieces are
     # Set by seal(): `key` is then the whole file, to be read with one GET.
     sealed: bool = False
 
@@ -136,12 +147,35 @@ class S3Staging(StagingBackend):
     # --- The contract --------------------------------------------------------------------------
 
     def create(self, upload):
+        """The multipart upload, at the finished file's key when finished files
+        go to this bucket: completing it is then storing it (store())."""
         part_size = self._part_size(upload)
-        key = self.folder(upload.id) + "file"
+        storage = upload.file.storage
+        if self._same_bucket(storage):
+            name = upload.file.field.generate_filename(upload, upload.name)
+            key = storage._normalize_name(name)
+            options = {"ContentType": _content_type(name)}
+        else:
+            key, options = self.folder(upload.id) + "file", {}
         with self._reachable():
-            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
-        upload.staging_ref = f"{part_size}:{created['UploadId']}"
+            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **options)
+        upload.staging_ref = json.dumps(
+            {"part_size": part_size, "upload_id": created["UploadId"], "key": key}
+        )
         type(upload).objects.filter(pk=upload.pk).update(staging_ref=upload.staging_ref)
+
+    def handle(self, upload):
+        """
+        The upload's multipart upload, as staging_ref names it: JSON with its
+        part size, UploadId and key, or, for an upload started before the key
+        was kept, `<part size>:<UploadId>` at `<folder>/file`.
+        """
+        ref, folder = upload.staging_ref, self.folder(upload.id)
+        if ref.startswith("{"):
+            ref = json.loads(ref)
+            return Handle(upload, ref["key"], ref["upload_id"], int(ref["part_size"]), folder)
+        part_size, _, upload_id = ref.partition(":")
+        return Handle(upload, folder + "file", upload_id, int(part_size), folder)
 
     @contextmanager
     def open_locked(self, upload, start=0, length=0, *, timeout=None):
@@ -229,6 +263,7 @@ class S3Staging(StagingBackend):
             with self._reachable():
                 self.client.put_object(Bucket=self.bucket, Key=handle.key, Body=b"")
             return
+        started = time.monotonic()
         try:
             parts = self._parts(handle)
         except Gone:
@@ -253,6 +288,7 @@ class S3Staging(StagingBackend):
             else:
                 etag = parts[slot + 1][0]
             completed.append({"PartNumber": slot + 1, "ETag": etag})
+        gathered = time.monotonic()
         with self._reachable():
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
@@ -260,6 +296,15 @@ class S3Staging(StagingBackend):
                 UploadId=handle.upload_id,
                 MultipartUpload={"Parts": completed},
             )
+        # The benchmark (benchmarks/s3_hosts.py) reads the finishing's steps from these lines.
+        logger.info(
+            "upload %s: %d parts completed into %s in %.2f s, after %.2f s listing and gathering",
+            handle.upload.pk,
+            len(completed),
+            handle.key,
+            time.monotonic() - gathered,
+            gathered - started,
+        )
 
     def read_in_order(self, handle, size, start=0):
         """The sealed object's bytes, in one streaming GET (of a range, from
@@ -279,25 +324,38 @@ class S3Staging(StagingBackend):
             body.close()
 
     def staged_file(self, upload):
-        key = self.folder(upload.id) + "file"
+        key = self.handle(upload).key
         with self._reachable():
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         return File(body, name=upload.name)
 
+    def stored_in_place(self, upload, storage, name):
+        """Whether completing the multipart upload stored the file as `name`:
+        create() made it at that key of `storage`, this bucket."""
+        return (
+            bool(upload.staging_ref)
+            and self._same_bucket(storage)
+            and self.handle(upload).key == storage._normalize_name(name)
+        )
+
     def store(self, upload, storage, name, *, progress=None):
         """
-        A server-side copy when finished files go to this bucket: no byte
-        passes through this host (UploadPartCopy past 5 GiB). Any other storage
-        gets the bytes streamed from the bucket. The staged object stays until
-        the upload is recorded complete (remove()).
+        Nothing to do when the file was completed at its finished key
+        (stored_in_place). Otherwise, a server-side copy when finished files go
+        to this bucket (an upload staged under the staging prefix, from before
+        the finished key was used, or one whose name changed): no byte passes
+        through this host (UploadPartCopy past 5 GiB). Any other storage gets
+        the bytes streamed from the bucket. The staged object stays until the
+        upload is recorded complete (remove()).
         """
-        if getattr(storage, "bucket_name", None) != self.bucket or not hasattr(
-            storage, "_normalize_name"
-        ):
+        if self.stored_in_place(upload, storage, name):
+            return name
+        if not self._same_bucket(storage):
             return super().store(upload, storage, name, progress=progress)
-        source = {"Bucket": self.bucket, "Key": self.folder(upload.id) + "file"}
+        started = time.monotonic()
+        source = {"Bucket": self.bucket, "Key": self.handle(upload).key}
         target = storage._normalize_name(name)
-        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        content_type = _content_type(name)
         with self._reachable():
             if upload.size <= MAX_COPY_SIZE:
                 self.client.copy_object(
@@ -311,6 +369,12 @@ class S3Staging(StagingBackend):
                 self._copy_in_parts(source, target, upload.size, content_type, progress)
         if progress is not None:
             progress()
+        logger.info(
+            "upload %s: copied server-side to %s in %.2f s",
+            upload.pk,
+            target,
+            time.monotonic() - started,
+        )
         return name
 
     def _copy_in_parts(self, source, target, size, content_type, progress=None):
@@ -342,25 +406,43 @@ class S3Staging(StagingBackend):
         )
 
     def remove(self, upload):
-        """Abort the multipart upload and delete every object of the upload. A
-        bucket out of reach leaves them to cleanup_uploads, as a crash would."""
+        """
+        Abort the multipart upload and delete every staged object of the
+        upload: its pieces, and the whole file it was completed into unless
+        that is the upload's stored file (a `complete` upload finished in
+        place). A bucket out of reach leaves them to cleanup_uploads, as a
+        crash would.
+        """
         try:
             if upload.staging_ref:
-                part_size, _, upload_id = upload.staging_ref.partition(":")
-                self._abort(Handle(upload, self.folder(upload.id) + "file", upload_id, 0))
+                handle = self.handle(upload)
+                self._abort(handle)
+                stored = upload.status == type(upload).Status.COMPLETE and upload.file.name
+                if not handle.key.startswith(handle.folder) and not (
+                    stored and self.stored_in_place(upload, upload.file.storage, stored)
+                ):
+                    # Completed at the finished key, never recorded (cancelled after
+                    # a checksum that did not match): not a file anyone has.
+                    with self._reachable():
+                        self.client.delete_object(Bucket=self.bucket, Key=handle.key)
             self._delete_folder(self.folder(upload.id))
         except StagingUnavailable:
             logger.warning("upload %s: staged objects left to cleanup_uploads", upload.pk)
 
     def remove_abandoned(self, *, active, before, dry_run):
-        """Multipart uploads (ListMultipartUploads) and objects under the prefix
+        """Multipart uploads (ListMultipartUploads) under the staging prefix
+        and the finished files' folder, and objects under the staging prefix,
         whose upload is not active, started or written before `before`."""
-        found = []
+        found, seen = [], set()
         with self._reachable():
             pages = self.client.get_paginator("list_multipart_uploads")
-            for page in pages.paginate(Bucket=self.bucket, Prefix=self.prefix()):
-                for item in page.get("Uploads", []):
-                    found.append((item["Key"], item["UploadId"], item["Initiated"], 0))
+            for prefix in self._multipart_prefixes():
+                for page in pages.paginate(Bucket=self.bucket, Prefix=prefix):
+                    for item in page.get("Uploads", []):
+                        # One prefix may hold the other (UPLOAD_TO "%Y/..."): listed once.
+                        if item["UploadId"] not in seen:
+                            seen.add(item["UploadId"])
+                            found.append((item["Key"], item["UploadId"], item["Initiated"], 0))
             pages = self.client.get_paginator("list_objects_v2")
             for page in pages.paginate(Bucket=self.bucket, Prefix=self.prefix()):
                 for item in page.get("Contents", []):
@@ -387,8 +469,7 @@ class S3Staging(StagingBackend):
     def _handle(self, upload):
         if not upload.staging_ref:
             raise Gone(f"upload {upload.pk} has no multipart upload")
-        part_size, _, upload_id = upload.staging_ref.partition(":")
-        return Handle(upload, self.folder(upload.id) + "file", upload_id, int(part_size))
+        return self.handle(upload)
 
     def _part_size(self, upload):
         """Chunks of at least S3's smallest part are the parts; otherwise parts
@@ -522,12 +603,38 @@ class S3Staging(StagingBackend):
                     self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
 
     def _owner(self, key):
-        """The upload id the key's first folder under the prefix names, or None."""
-        head = key[len(self.prefix()) :].partition("/")[0]
+        """The upload id the key names, or None: under the staging prefix, its
+        first folder (the id's hex); a finished file's, the folder it is in
+        (models.upload_to: `<UPLOAD_TO>/<upload id>/<name>`)."""
+        if key.startswith(self.prefix()):
+            head = key[len(self.prefix()) :].partition("/")[0]
+            wanted = 32
+        else:
+            head = key.rpartition("/")[0].rpartition("/")[2]
+            wanted = 36
         try:
-            return uuid.UUID(hex=head) if len(head) == 32 else None
+            return uuid.UUID(head) if len(head) == wanted else None
         except ValueError:
             return None
+
+    def _multipart_prefixes(self):
+        """Where multipart uploads of this site's uploads are: the staging
+        prefix, and the finished files' folder when it is in this bucket (the
+        fixed part of UPLOADS_UPLOAD_TO, before any strftime code)."""
+        prefixes = [self.prefix()]
+        storage = _finished_storage()
+        if self._same_bucket(storage):
+            folder = upload_settings.UPLOAD_TO.partition("%")[0]
+            finished = storage._normalize_name(folder) if folder else storage.location
+            if not finished.startswith(self.prefix()):
+                prefixes.append(finished)
+        return prefixes
+
+    def _same_bucket(self, storage):
+        """Whether `storage` keeps finished files in this bucket (django-storages' S3Storage)."""
+        return getattr(storage, "bucket_name", None) == self.bucket and hasattr(
+            storage, "_normalize_name"
+        )
 
     @contextmanager
     def _reachable(self):
@@ -566,7 +673,17 @@ def _blocks(readable):
 
 
 def _piece_key(handle, start):
-    return f"{handle.key.rpartition('/')[0]}/pieces/{start:020d}"
+    return f"{handle.folder}pieces/{start:020d}"
+
+
+def _finished_storage():
+    from ..models import Upload  # staging is loaded before the models are
+
+    return Upload._meta.get_field("file").storage
+
+
+def _content_type(name):
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 class RequestBody:

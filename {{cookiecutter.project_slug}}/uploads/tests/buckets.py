@@ -49,7 +49,8 @@ def moto_server():
 
 class Relay:
     """A TCP relay to `target` (host, port) on a port of its own: while it is
-    down, connections to it are refused, as to a bucket that is unreachable."""
+    down, connections to it are refused, as to a bucket (or a broker) that is
+    unreachable. `accepted` counts the connections it took."""
 
     def __init__(self, target):
         self.target = target
@@ -57,6 +58,7 @@ class Relay:
         self.url = f"http://127.0.0.1:{self.port}"
         self._listener = None
         self._connections = []
+        self.accepted = 0
 
     def up(self):
         """Accept connections (again): no error if it already does."""
@@ -85,6 +87,7 @@ class Relay:
                 client, _ = listener.accept()
             except OSError:
                 return
+            self.accepted += 1
             upstream = socket.create_connection(self.target)
             self._connections += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):

@@ -7,7 +7,8 @@ sent 4 at a time and alternating between the hosts.
 
 No real S3 can run on the project's machines: the bucket is moto's standalone
 server (buckets.py). Redis is the one at 127.0.0.1:6379, on a database number
-of the test's own.
+of the test's own; the hosts reach it through a relay (buckets.Relay) that a
+test cuts to make the broker unreachable from them, the worker directly.
 """
 
 import base64
@@ -28,7 +29,7 @@ import boto3
 import pytest
 
 from . import servers
-from .buckets import moto_server
+from .buckets import Relay, moto_server
 from .chunking import chunk_bounds, chunk_count, params
 
 pytestmark = [pytest.mark.server, pytest.mark.scale, pytest.mark.timeout(240)]
@@ -43,13 +44,21 @@ SITE_ROOT = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT = 60
 
 
-def broker_url():
-    """A Redis database of the test's own, so that no other site's worker takes its jobs."""
+@pytest.fixture(scope="module")
+def broker_relay():
+    """
+    The hosts' way to Redis: relay.down() cuts it. Its `database` is a Redis
+    database of the module's own, so that no other site's worker takes its jobs.
+    """
     try:
         socket.create_connection(REDIS, timeout=1).close()
     except OSError:
         pytest.skip("Redis does not answer at 127.0.0.1:6379")
-    return f"redis://127.0.0.1:6379/{random.randrange(1, 16)}"
+    relay = Relay(REDIS)
+    relay.database = random.randrange(1, 16)
+    relay.up()
+    yield relay
+    relay.down()
 
 
 class Worker:
@@ -134,10 +143,10 @@ def signals(site):
 
 
 @pytest.fixture(scope="module")
-def hosts(tmp_path_factory):
+def hosts(tmp_path_factory, broker_relay):
     """Started once for the module: each test's uploads are told apart by id."""
     tmp_path = tmp_path_factory.mktemp("hosts")
-    broker = broker_url()
+    database = broker_relay.database
     with moto_server() as endpoint, servers.postgres_database() as database_url:
         bucket = boto3.client(
             "s3",
@@ -154,7 +163,7 @@ def hosts(tmp_path_factory):
             "AWS_S3_REGION_NAME": "us-east-1",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
-            "CELERY_BROKER_URL": broker,
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{broker_relay.port}/{database}",
             # Every process counts the signals it sends, in one file.
             "DJANGO_SETTINGS_MODULE": "uploads.tests.signal_settings",
             "SIGNAL_LOG": str(tmp_path / "signals.log"),
@@ -167,7 +176,9 @@ def hosts(tmp_path_factory):
         second.username, second.password = first.username, first.password
         for site in (first, second):
             site.env.update(shared)
-        worker = Worker(tmp_path / "worker", first.env)
+        # The worker reaches Redis directly: cutting the relay cuts the hosts off.
+        worker_env = {**first.env, "CELERY_BROKER_URL": f"redis://{REDIS[0]}:{REDIS[1]}/{database}"}
+        worker = Worker(tmp_path / "worker", worker_env)
         try:
             first.start()
             second.manage("collectstatic", "--noinput")
@@ -197,21 +208,26 @@ def send_chunks(clients, data, chunk_size, method, numbers, protocol="flow"):
 
     def send(number):
         client = clients[number % len(clients)]
-        query = params(protocol, data, number, chunk_size=chunk_size, identifier=f"f-{method}")
-        start, end = chunk_bounds(len(data), chunk_size, number)
-        if method == "octet":
-            return client.post(
-                f"/uploads/{protocol}/?{urlencode(query)}",
-                data=data[start:end],
-                headers={"Content-Type": "application/octet-stream"},
-            )
-        return client.post(f"/uploads/{protocol}/", data=query, files={"file": data[start:end]})
+        return send_chunk(client, data, chunk_size, method, number, protocol)
 
     with ThreadPoolExecutor(PARALLEL_CHUNKS) as pool:
         responses = list(pool.map(send, numbers))
     for number, response in zip(numbers, responses, strict=True):
         assert response.status_code == 200, f"chunk {number}: {response.text}"
     return responses
+
+
+def send_chunk(client, data, chunk_size, method, number, protocol="flow"):
+    """Chunk `number` of `data` as flow.js (or resumable.js) sends it; the response."""
+    query = params(protocol, data, number, chunk_size=chunk_size, identifier=f"f-{method}")
+    start, end = chunk_bounds(len(data), chunk_size, number)
+    if method == "octet":
+        return client.post(
+            f"/uploads/{protocol}/?{urlencode(query)}",
+            data=data[start:end],
+            headers={"Content-Type": "application/octet-stream"},
+        )
+    return client.post(f"/uploads/{protocol}/", data=query, files={"file": data[start:end]})
 
 
 def send_tus(clients, data, piece, *, length=None):
@@ -343,7 +359,9 @@ def assert_nothing_left(bucket, sites, worker, upload_id):
     folders = [worker.folder / "media", worker.folder / "staging"]
     for site in sites:
         folders += [site.staging, site.folder / "media"]
-        assert " ERROR " not in site.log.read_text()
+        errors = [line for line in site.log.read_text().splitlines() if " ERROR " in line]
+        # Django logs every 5xx answer; a 503 that asks for a retry is not a failure.
+        assert [line for line in errors if "Service Unavailable" not in line] == []
     for folder in folders:
         assert not folder.exists() or not any(folder.iterdir()), f"bytes in {folder}"
     return stored
@@ -427,6 +445,80 @@ def test_the_upload_page_started_on_one_host_resumes_on_the_other(hosts, tmp_pat
             browser.close()
     stored = assert_nothing_left(bucket, (first, second), worker, upload["id"])
     assert stored_sha256(bucket, stored) == upload["sha256"]
+
+
+def test_a_broker_the_hosts_cannot_reach_refuses_last_chunks_and_their_retries_complete(
+    hosts, broker_relay
+):
+    """
+    Redis cut off from both hosts: the chunks before the last are taken; each
+    protocol's last chunk is 503 with Retry-After and a JSON error, and records
+    nothing; Content-Range, which finishes in its own request, completes. With
+    Redis back and Retry-After waited, each last chunk sent again completes its
+    file, finished by the Celery worker, upload_completed sent once.
+    """
+    first, second, bucket, worker = hosts
+    clients = [first.login(), second.login()]
+    files = {
+        "flow": (random.Random(81).randbytes(3 * 8 * MiB + 5), 8 * MiB, "octet"),
+        "resumable": (random.Random(82).randbytes(4 * MiB + 7), 1 * MiB, "multipart"),
+        "tus": (random.Random(83).randbytes(3 * MiB + 11), 1 * MiB, None),
+    }
+    last = {}  # protocol: (upload id, sends the last chunk again)
+    for protocol, (data, chunk_size, method) in files.items():
+        count = chunk_count(len(data), chunk_size)
+        if protocol == "tus":
+            offset = (count - 1) * chunk_size
+            upload_id = send_tus(clients, data[:offset], chunk_size, length=len(data))
+            path = f"/uploads/tus/{upload_id}"
+
+            def resend(data=data, offset=offset, path=path):
+                return clients[1].request(
+                    "PATCH",
+                    path,
+                    data=data[offset:],
+                    headers={**TUS, "Upload-Offset": str(offset), "Content-Type": TUS_BODY},
+                )
+        else:
+            sent = send_chunks(clients, data, chunk_size, method, range(1, count), protocol)
+            upload_id = sent[0].json()["id"]
+
+            def resend(data=data, size=chunk_size, method=method, protocol=protocol, n=count):
+                return send_chunk(clients[0], data, size, method, n, protocol)
+
+        last[protocol] = upload_id, resend
+
+    broker_relay.down()
+    try:
+        for protocol, (upload_id, resend) in last.items():
+            response = resend()
+            assert response.status_code == 503, f"{protocol}: {response.text}"
+            assert response.headers["Content-Type"] == "application/json"
+            assert "send it again" in response.json()["error"]
+            retry_after = int(response.headers["Retry-After"])
+            status = clients[1].get(f"/uploads/api/uploads/{upload_id}/").json()
+            size = len(files[protocol][0])
+            assert status["status"] == "uploading", (protocol, status)
+            assert status["received_bytes"] < size, f"{protocol}: the refused chunk was recorded"
+        data = random.Random(84).randbytes(2 * MiB + 3)
+        finished_here = send_content_range(clients, data, MiB)
+    finally:
+        broker_relay.up()
+    assert clients[0].finished(finished_here)["sha256"] == hashlib.sha256(data).hexdigest()
+
+    time.sleep(retry_after)  # as a client does
+    for protocol, (_, resend) in last.items():
+        response = resend()
+        assert response.status_code in (200, 204), f"{protocol}: {response.text}"
+    finished = {upload_id: clients[1].finished(upload_id) for upload_id, _ in last.values()}
+    for protocol, (upload_id, _) in last.items():
+        status = finished[upload_id]
+        assert status["status"] == "complete", (protocol, status)
+        assert status["sha256"] == hashlib.sha256(files[protocol][0]).hexdigest()
+        assert signals(first).count(f"upload_completed {upload_id}") == 1
+        stored = assert_nothing_left(bucket, (first, second), worker, upload_id)
+        assert stored_sha256(bucket, stored) == status["sha256"]
+    worker.wait_for(FINISHED_BY_CELERY)
 
 
 def test_a_host_killed_mid_upload_the_client_carries_on_against_the_other(hosts):

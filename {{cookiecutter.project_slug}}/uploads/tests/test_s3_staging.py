@@ -10,6 +10,7 @@ bucket unreachable and reachable again.
 import base64
 import gc
 import hashlib
+import json
 import random
 import tracemalloc
 import uuid
@@ -73,10 +74,15 @@ def bucket(relay, settings, monkeypatch):
 
 
 def staged(client):
-    """Everything under the staging prefix: objects and multipart uploads."""
+    """Everything unfinished: objects under the staging prefix, and multipart
+    uploads anywhere (they are made at the finished file's key)."""
     objects = client.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX).get("Contents", [])
-    uploads = client.list_multipart_uploads(Bucket=BUCKET, Prefix=PREFIX).get("Uploads", [])
+    uploads = client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
     return [item["Key"] for item in objects] + [f"multipart {u['Key']}" for u in uploads]
+
+
+def objects(client):
+    return [item["Key"] for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
 
 
 def assert_finished(client, alice, upload_id, data):
@@ -241,7 +247,116 @@ def test_cleanup_aborts_multipart_uploads_no_upload_owns(alice, bucket, settings
 
     left = staged(bucket)
     assert f"multipart {PREFIX}{orphan['Key'].removeprefix(PREFIX)}" not in left
-    assert all(owned.id.hex in key for key in left) and left, left
+    assert all(owned.id.hex in key or str(owned.id) in key for key in left) and left, left
+
+
+def test_cleanup_aborts_multipart_uploads_at_finished_keys_no_active_upload_owns(
+    alice, bucket, settings
+):
+    """A multipart upload is made at the finished file's key: one whose upload
+    ended (or never was) is aborted there too; an active upload's is kept."""
+    settings.UPLOADS_CLEANUP_GRACE = timedelta(0)
+    orphan = f"uploads/2026/01/02/{uuid.uuid4()}/lost.bin"
+    bucket.create_multipart_upload(Bucket=BUCKET, Key=orphan)
+    data = random.Random(12).randbytes(10 * MiB)
+    assert octet_chunk(alice, "/uploads/flow/", "flow", data, 1, 5 * MiB).status_code == 200
+    owned = Upload.objects.get()
+
+    call_command("cleanup_uploads", verbosity=0)
+
+    assert staged(bucket) == [f"multipart {owned.file.field.generate_filename(owned, owned.name)}"]
+    assert octet_chunk(alice, "/uploads/flow/", "flow", data, 2, 5 * MiB).status_code == 200
+    assert_finished(bucket, alice, str(owned.pk), data)
+
+
+def test_the_multipart_upload_is_completed_at_the_finished_key_no_copy(alice, bucket):
+    """While uploading, the multipart upload's key is the name the file is
+    stored under; finished, that key is the one object left: no copy was made."""
+    chunk_size = 5 * MiB
+    data = random.Random(13).randbytes(2 * chunk_size + 99)
+    assert octet_chunk(alice, "/uploads/flow/", "flow", data, 1, chunk_size).status_code == 200
+    (multipart,) = bucket.list_multipart_uploads(Bucket=BUCKET)["Uploads"]
+    assert octet_chunk(alice, "/uploads/flow/", "flow", data, 2, chunk_size).status_code == 200
+    upload = Upload.objects.get()
+    assert upload.status == "complete"
+    assert multipart["Key"] == upload.file.name
+    assert objects(bucket) == [upload.file.name]
+    head = bucket.head_object(Bucket=BUCKET, Key=upload.file.name)
+    assert head["ContentType"] == "application/octet-stream"  # data.bin
+    assert_finished(bucket, alice, str(upload.pk), data)
+
+
+def send_held(alice, data, piece=2 * MiB):
+    """Content-Range pieces, every one: the upload waits for its complete."""
+    upload_id = None
+    for start in range(0, len(data), piece):
+        end = min(start + piece, len(data))
+        fields = {"upload_id": upload_id} if upload_id else {}
+        fields["file"] = NamedBytes(data[start:end], "video.mp4")
+        response = alice.post(
+            "/uploads/chunked/",
+            data=fields,
+            HTTP_CONTENT_RANGE=f"bytes {start}-{end - 1}/{len(data)}",
+        )
+        assert response.status_code == 200, response.content
+        upload_id = response.json()["upload_id"]
+    return Upload.objects.get(pk=upload_id)
+
+
+def complete(alice, upload, data):
+    return alice.post(
+        "/uploads/chunked/complete/",
+        {"upload_id": str(upload.pk), "md5": hashlib.md5(data).hexdigest()},  # noqa: S324
+    )
+
+
+def test_a_finish_that_stopped_after_completing_the_file_is_run_again(alice, bucket):
+    """The multipart upload completed at the finished key, then the finisher
+    stopped before recording it: the next run finds the file there, hashes it
+    and records it, and nothing else is left."""
+    data = random.Random(14).randbytes(9 * MiB + 1)
+    upload = send_held(alice, data)
+    with staging.backend.open_locked(upload) as handle:
+        staging.backend.seal(handle, upload.size)
+    assert bucket.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    response = complete(alice, upload, data)
+    assert response.status_code == 200, response.content
+    assert_finished(bucket, alice, str(upload.pk), data)
+    assert objects(bucket) == [Upload.objects.get(pk=upload.pk).file.name]
+
+
+def test_a_file_completed_but_refused_and_then_cancelled_leaves_nothing(alice, bucket):
+    """A whole file whose md5 does not match goes back to `uploading`, its
+    multipart upload already completed at the finished key; cancelled, that
+    object goes too."""
+    data = random.Random(15).randbytes(7 * MiB)
+    upload = send_held(alice, data)
+    response = complete(alice, upload, b"not the file")
+    assert response.status_code == 400, response.content
+    upload.refresh_from_db()
+    assert upload.status == "uploading"
+    engine.cancel(upload)
+    assert objects(bucket) == []
+    assert staged(bucket) == []
+
+
+def test_an_upload_staged_before_the_finished_key_is_copied_there(alice, bucket):
+    """An upload started by an older release: its multipart upload is
+    `<prefix><id>/file`, its staging_ref `<part size>:<UploadId>`. It finishes
+    with a server-side copy, and the staged file goes."""
+    data = random.Random(16).randbytes(9 * MiB + 5)
+    path = tus_create(alice, len(data))
+    upload = Upload.objects.get()
+    ref = json.loads(upload.staging_ref)
+    bucket.abort_multipart_upload(Bucket=BUCKET, Key=ref["key"], UploadId=ref["upload_id"])
+    old_key = f"{PREFIX}{upload.id.hex}/file"
+    old = bucket.create_multipart_upload(Bucket=BUCKET, Key=old_key)
+    Upload.objects.filter(pk=upload.pk).update(staging_ref=f"{ref['part_size']}:{old['UploadId']}")
+    for offset in range(0, len(data), 4 * MiB):
+        response = tus_patch(alice, path, offset, data[offset : offset + 4 * MiB])
+        assert response.status_code == 204, response.content
+    assert_finished(bucket, alice, str(upload.pk), data)
+    assert objects(bucket) == [Upload.objects.get(pk=upload.pk).file.name]
 
 
 def test_an_unreachable_bucket_is_503_and_the_retry_succeeds(alice, bucket, relay):
