@@ -172,7 +172,7 @@ def main(argv=None):
             f"generating the site and a {args.size / MIB:.0f} MiB file in {workdir} ...",
             flush=True,
         )
-        root, template = generated_site.generate_site(args.template, workdir, args.database)
+        root, template = generated_site.generate_site(args.template, workdir, args.databases[0])
         servers = generated_site.load_servers(root)
         if args.staging == "s3":
             measure_s3(args, stack, workdir, servers, template)
