@@ -245,7 +245,7 @@ def print_targets(tries, queries, args):
             )
     site_rows = [row for (name, _), rows in tries.items() if ceiling_of(name) for row in rows]
     peak = max(row.peak_mb for row in site_rows)
-    target_line(f"worker peak RSS < {RSS_TARGET_MB} MB", f"{peak:.0f} MB", peak < RSS_TARGET_MB)
+    target_line(f"worker peak RSS < {RSS_TARGET_MB} MB", f"{peak:.1f} MB", peak < RSS_TARGET_MB)
     for database, report in queries.items():
         if isinstance(report, str):
             continue
