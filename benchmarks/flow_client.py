@@ -27,7 +27,8 @@ BOUNDARY_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 REQUEST_TIMEOUT = 300  # one chunk, including the finishing pass of the last one
 # Bytes/s: an upload slower than this is broken, not slow; it is stopped.
 SLOWEST_RATE = 5 * MB
-POLL_INTERVAL = 0.025
+# Short: the wait after the last chunk is a target of its own (100 ms).
+POLL_INTERVAL = 0.01
 POLL_TIMEOUT = 300
 
 
@@ -260,6 +261,19 @@ class UploadRun:
     retries: int
     last_started: float  # when the last chunk in flow.js's order started
     poller: StatusPoller = None
+    began: float = 0.0  # the first request went out
+    last_answer: float = 0.0  # the chunk that completed the file was answered
+    complete_at: float = 0.0  # the server said the file is whole (the ceiling: last answer)
+
+    @property
+    def end_to_end(self):
+        """From the first byte sent to the server's `complete`: what the user waits."""
+        return self.complete_at - self.began
+
+    @property
+    def answer_to_complete(self):
+        """From the last chunk's answer (`processing`) to `complete`: the wait after it."""
+        return self.complete_at - self.last_answer
 
     def finishing(self):
         """The exchange whose response said `complete` (the site), else the last to end."""
@@ -329,8 +343,18 @@ def upload(hosts, plan, source, *, method, slots, test_chunks, poll):
         poller.join(POLL_TIMEOUT + 5)
         if poller.error:
             raise RuntimeError(f"polling the status API failed: {poller.error}")
-    wall = max(e.end for e in exchanges) - began
-    return UploadRun(wall, exchanges, sum(s.retries for s in pool), state["last_started"], poller)
+    last = max(exchanges, key=lambda e: e.end)
+    run = UploadRun(
+        last.end - began, exchanges, sum(s.retries for s in pool), state["last_started"], poller
+    )
+    run.began, run.last_answer, run.complete_at = began, last.end, last.end
+    answered_complete = [e.end for e in exchanges if e.body.get("status") == "complete"]
+    if answered_complete:  # the last chunk's answer said `complete` already
+        run.complete_at = min(answered_complete)
+    elif poller and poller.complete_at:
+        # Never before the last answer: the page learns `complete` after it.
+        run.complete_at = max(poller.complete_at, last.end)
+    return run
 
 
 def unique_filename(stem):

@@ -118,7 +118,7 @@ def open_databases(args, stack, workdir, servers):
     """
     urls, notes = {}, {}
     users = postgres_users(servers)
-    for database in dict.fromkeys([args.database, *args.query_databases]):
+    for database in dict.fromkeys([*args.databases, *args.query_databases]):
         if database == "sqlite":
             (workdir / "db").mkdir(exist_ok=True)
             urls["sqlite"] = f"sqlite:///{workdir / 'db' / 'site.sqlite3'}"
@@ -128,7 +128,7 @@ def open_databases(args, stack, workdir, servers):
                 servers.postgres_database(host=args.pg_host, port=args.pg_port, users=users)
             )
         except pytest.skip.Exception as unreachable:
-            if args.database == "postgresql":
+            if database in args.databases:
                 raise RuntimeError(unreachable.msg) from None
             notes["postgresql"] = f"skipped: {unreachable.msg}"
     return urls, notes
@@ -139,13 +139,58 @@ def postgres_users(servers):
     return [os.environ["PGUSER"]] if os.environ.get("PGUSER") else servers.POSTGRES_USERS
 
 
-def prepare(site, root, database_urls):
-    """The served database prepared as the tests prepare it; the others only migrated."""
-    site.prepare()
-    for url in database_urls.values():
-        if url != site.env["DATABASE_URL"]:
+def prepare_sites(servers, root, workdir, database_urls, args):
+    """
+    {database: Site} for every served database, prepared as the tests prepare
+    a site (each its own folder: media, staging, logs); the databases that only
+    count queries are migrated.
+    """
+    sites = {}
+    for database in args.databases:
+        site = servers.Site(
+            workdir / f"site-{database}", database_urls[database], workers=args.workers
+        )
+        site.database = database
+        (site.folder / "logs").mkdir(parents=True)
+        site.prepare()
+        sites[database] = site
+    for database, url in database_urls.items():
+        if database not in sites:
             manage = [sys.executable, "manage.py", "migrate", "--noinput"]
-            run(manage, cwd=root, env=dict(site.env, DATABASE_URL=url))
+            run(manage, cwd=root, env=dict(sites[args.databases[0]].env, DATABASE_URL=url))
+    return sites
+
+
+def package_sites(servers, root, workdir, stack, args):
+    """
+    The packages the template replaces (packages.py), each in its own
+    virtualenv and project, on a database of its own on each served database's
+    server, prepared (migrated, a user made).
+    """
+    import packages
+
+    venvs = args.package_venvs or workdir / "venvs"
+    venvs.mkdir(parents=True, exist_ok=True)
+    package_site = packages.package_site_class(servers)
+    sites = []
+    for name in packages.PACKAGES:
+        venv = packages.install(name, venvs, root)
+        for database in args.databases:
+            if database == "sqlite":
+                url = f"sqlite:///{workdir / 'db' / f'{name}.sqlite3'}"
+            else:
+                url = stack.enter_context(
+                    servers.postgres_database(
+                        host=args.pg_host, port=args.pg_port, users=postgres_users(servers)
+                    )
+                )
+            site = package_site(
+                name, workdir / f"{name}-{database}", url, venv, workers=args.workers
+            )
+            site.database = database
+            site.prepare()
+            sites.append(site)
+    return sites
 
 
 def gunicorn_settings(root, env):

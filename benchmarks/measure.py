@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import generated_site
+import packages
 import workers
 from flow_client import (
     FLOW_PATH,
@@ -47,6 +48,7 @@ class Row:
     restarted: bool  # a worker was replaced during the run: its peak is lost
     size: int
     tries: int = 1
+    database: str = "-"  # the ceilings have none
     # {pid: (user, system) CPU seconds during the upload}
     worker_cpu: dict = field(default_factory=dict)
     client_cpu: float = 0.0  # seconds, this process
@@ -70,20 +72,13 @@ class Row:
         return self.size / MB / self.run.wall
 
     @property
+    def end_to_end(self):
+        """Seconds from the first byte sent to `complete` (the ceiling: its last answer)."""
+        return self.run.end_to_end
+
+    @property
     def peak_mb(self):
         return max([peak for peak, _ in self.memory.values()] + [self.highest_peak_mb])
-
-
-def best_of(tries):
-    """
-    The fastest try, with the highest memory peak of them all: speed is
-    disturbed by the machine, memory is not.
-    """
-    best = max(tries, key=lambda row: row.mb_per_s)
-    best.tries = len(tries)
-    best.highest_peak_mb = max(row.peak_mb for row in tries)
-    best.restarted = any(row.restarted for row in tries)
-    return best
 
 
 @contextlib.contextmanager
@@ -155,23 +150,16 @@ def port(site):
     return urlsplit(site.url).port
 
 
-def measure(name, site, plan, source, headers, args, *, poll):
+def measure(name, site, plan, headers, send):
     """
-    Upload once to a running server; the row, with its workers' memory read at
-    the end and the CPU time it cost the workers and this client. CPU seconds
-    hold when others load the machine; wall-clock MB/s does not.
+    Upload once to a running server with `send(port, headers)`; the row, with
+    its workers' memory read at the end and the CPU time it cost the workers
+    and this client. CPU seconds hold when others load the machine; wall-clock
+    MB/s does not.
     """
     warm_up(site, headers, plan)
     server_cpu, client_cpu = workers.workers_cpu(site.pid), own_cpu()
-    result = upload(
-        [(port(site), headers)],
-        plan,
-        source,
-        method=name.rpartition("-")[2],
-        slots=args.simultaneous,
-        test_chunks=args.test_chunks,
-        poll=poll,
-    )
+    result = send(port(site), headers)
     memory = workers.workers_memory(site.pid)
     row = Row(name, result, memory, set(memory) != set(server_cpu), plan.size)
     # Per worker, to show how flow.js's connections spread over the processes.
@@ -190,37 +178,61 @@ def own_cpu():
     return times.user + times.system
 
 
-def site_row(method, site, args, source, digest):
-    plan = Plan(args.size, args.chunk, unique_filename(f"site-{method}"))
+def flow_sender(plan, source, args, method, slots, *, poll):
+    def send(port, headers):
+        return upload(
+            [(port, headers)],
+            plan,
+            source,
+            method=method,
+            slots=slots,
+            test_chunks=args.test_chunks,
+            poll=poll,
+        )
+
+    return send
+
+
+def site_row(spec, site, args, source, digest, helpers):
+    name, method, slots = spec
+    plan = Plan(args.size, args.chunk, unique_filename(f"site-{name}"))
     app, env = None, {}
     if args.profile:
         # The site's app wrapped from outside (profiled_wsgi.py), so the site stays as generated.
-        profiles = site.folder / "profiles" / method
+        profiles = helpers / "profiles" / f"{name}-{site.database}"
         profiles.mkdir(parents=True, exist_ok=True)
         app = "profiled_wsgi:application"
-        env = {"PYTHONPATH": str(site.folder / "profiler"), "BENCH_PROFILE_DIR": str(profiles)}
-    with serving(site, f"site-{method}", app=app, env=env):
+        env = {
+            "PYTHONPATH": str(helpers / "profiler"),
+            "BENCH_PROFILE_DIR": str(profiles),
+            "BENCH_PROFILE_CLOCK": args.profile_clock,
+        }
+    with serving(site, f"site-{name}-{site.database}", app=app, env=env):
         headers = log_in(site)
-        row = measure(method, site, plan, source, headers, args, poll=True)
+        send = flow_sender(plan, source, args, method, slots, poll=True)
+        row = measure(name, site, plan, headers, send)
+    row.database = site.database
     # The last chunk may answer `processing`: the site finishes in a thread,
     # and the poller waited for `complete`.
     poller = row.run.poller
     body = poller.final if poller and poller.final else row.run.finishing().body
     if body.get("status") != "complete" or body.get("sha256") != digest:
-        raise RuntimeError(f"the site's {method} upload did not complete intact: {body}")
+        raise RuntimeError(f"the site's {name} upload did not complete intact: {body}")
     shutil.rmtree(site.folder / "media" / "uploads", ignore_errors=True)
     sync_disks()
     return row
 
 
-def ceiling_row(method, site, args, source, digest):
+def ceiling_row(spec, site, args, source, digest, helpers):
     """The ceiling app (ceiling_app.py) served by the site's gunicorn settings, workers included."""
-    out = site.folder / "ceiling" / "out"
+    name, method, slots = spec
+    out = helpers / "ceiling" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    plan = Plan(args.size, args.chunk, unique_filename(f"ceiling-{method}"))
-    env = {"PYTHONPATH": str(site.folder / "ceiling"), "CEILING_OUT_DIR": str(out)}
-    with serving(site, f"ceiling-{method}", app="ceiling_app:application", env=env):
-        row = measure(f"ceiling-{method}", site, plan, source, {}, args, poll=False)
+    plan = Plan(args.size, args.chunk, unique_filename(f"ceiling-{name}"))
+    env = {"PYTHONPATH": str(helpers / "ceiling"), "CEILING_OUT_DIR": str(out)}
+    with serving(site, f"ceiling-{name}", app="ceiling_app:application", env=env):
+        send = flow_sender(plan, source, args, method, slots, poll=False)
+        row = measure(f"ceiling-{name}", site, plan, {}, send)
     written = out / plan.identifier
     if sha256_of(written) != digest:
         raise RuntimeError(f"the ceiling's {method} file differs from the source")
@@ -229,24 +241,95 @@ def ceiling_row(method, site, args, source, digest):
     return row
 
 
-def measure_rows(args, site, source, digest):
+def package_row(site, args, source, digest, md5):
+    """One of the packages the template replaces, sent a file as its own client does."""
+    plan = Plan(args.size, args.chunk, unique_filename(site.name))
+    with serving(site, f"{site.name}-{site.database}"):
+        headers = log_in(site)
+        if site.name == "django-chunked-upload":
+            row = measure(
+                site.name,
+                site,
+                plan,
+                headers,
+                lambda port, headers: packages.upload_chunked(port, headers, plan, source, md5),
+            )
+        else:
+            row = measure(
+                site.name,
+                site,
+                plan,
+                headers,
+                lambda port, headers: packages.upload_resumable(port, headers, plan, source),
+            )
+    row.database = site.database
+    stored = packages.stored_file(site, plan)
+    if sha256_of(stored) != digest:
+        raise RuntimeError(f"{site.name} stored a file that differs from the source")
+    for folder in ("media", "chunks"):
+        shutil.rmtree(site.folder / folder, ignore_errors=True)
+        (site.folder / folder).mkdir()
+    sync_disks()
+    return row
+
+
+# The rows of one try, in the order they run: (name, flow.js method, chunks in flight).
+def row_specs(args):
+    return [
+        ("octet", "octet", 1),
+        ("multipart", "multipart", 1),
+        (f"octet-{args.simultaneous}", "octet", args.simultaneous),
+    ]
+
+
+def measure_rows(args, sites, package_sites, source, digest, helpers):
     """
-    Every try runs all four uploads, ceiling and site alternating, so that a
-    drift in the machine's speed touches every row alike; each row keeps its
-    fastest try.
+    Every try runs every row, ceilings, the site on each database and the
+    packages interleaved, so that a drift in the machine's speed touches every
+    row alike. {(name, database): [the row of each try]}.
     """
     tries = {}
+    md5 = packages.md5_of(source) if package_sites else None
+    ceiling_site = next(iter(sites.values()))
     for attempt in range(1, args.repeat + 1):
         if args.warm_memory:
             warm_memory(args.warm_memory)
-        for method in ("octet", "multipart"):
-            for make_row in (ceiling_row, site_row):
-                kind = make_row.__name__.removesuffix("_row")
-                print(f"  {kind} {method} ({attempt}/{args.repeat}) ...", end="", flush=True)
-                row = make_row(method, site, args, source, digest)
-                print(f" {row.mb_per_s:.0f} MB/s, workers' CPU {row.server_cpu:.2f} s", flush=True)
-                tries.setdefault(row.name, []).append(row)
-    return [best_of(group) for group in tries.values()]
+        jobs = []
+        for spec in row_specs(args):
+            jobs.append(
+                (
+                    f"ceiling {spec[0]}",
+                    lambda spec=spec: ceiling_row(
+                        spec, ceiling_site, args, source, digest, helpers
+                    ),
+                )
+            )
+            for site in sites.values():
+                jobs.append(
+                    (
+                        f"site {spec[0]} on {site.database}",
+                        lambda spec=spec, site=site: site_row(
+                            spec, site, args, source, digest, helpers
+                        ),
+                    )
+                )
+        for site in package_sites:
+            jobs.append(
+                (
+                    f"{site.name} on {site.database}",
+                    lambda site=site: package_row(site, args, source, digest, md5),
+                )
+            )
+        for label, job in jobs:
+            print(f"  {label} ({attempt}/{args.repeat}) ...", end="", flush=True)
+            row = job()
+            print(
+                f" {row.size / MB / row.end_to_end:.0f} MB/s end to end, "
+                f"workers' CPU {row.server_cpu:.2f} s",
+                flush=True,
+            )
+            tries.setdefault((row.name, row.database), []).append(row)
+    return tries
 
 
 def warm_memory(size):
@@ -269,7 +352,7 @@ def load_average():
 
 def count_queries(site, root, database_url):
     """Run count_queries.py inside the generated site (at `root`); its JSON report."""
-    script = site.folder / "count_queries.py"
+    script = site.folder.parent / "count_queries.py"  # install_helpers() put it there
     env = dict(site.env, DATABASE_URL=database_url)
     output = generated_site.run([sys.executable, str(script)], cwd=root, env=env)
     return json.loads(output.splitlines()[-1])

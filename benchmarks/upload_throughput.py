@@ -47,9 +47,9 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--database",
-        choices=["sqlite", "postgresql"],
         default=None,
-        help="the served site's database (sqlite; postgresql with --staging s3, which needs it)",
+        help="the served site's databases, comma-separated, each measured in every try "
+        "(sqlite; sqlite,postgresql for both; postgresql with --staging s3, which needs it)",
     )
     parser.add_argument(
         "--staging",
@@ -73,7 +73,21 @@ def parse_args(argv=None):
         "--simultaneous",
         type=int,
         default=3,
-        help="flow.js simultaneousUploads (3, its default)",
+        help="chunks in flight in the octet-N rows, flow.js's simultaneousUploads "
+        "(3, its default and the site page's); the other rows send one at a time, in order",
+    )
+    parser.add_argument(
+        "--packages",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure django-chunked-upload and django-resumable beside the site, each "
+        "installed from PyPI into a virtualenv of its own (on)",
+    )
+    parser.add_argument(
+        "--package-venvs",
+        type=Path,
+        default=None,
+        help="keep the packages' virtualenvs here and reuse them (default: in the temp dir)",
     )
     parser.add_argument(
         "--test-chunks",
@@ -121,11 +135,23 @@ def parse_args(argv=None):
         action="store_true",
         help="run the site's workers under cProfile and print where their time goes (slows them)",
     )
+    parser.add_argument(
+        "--profile-clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="--profile's clock: each thread's CPU time, or wall-clock time, which shows "
+        "where a request waits (cpu)",
+    )
     args = parser.parse_args(argv)
     args.query_databases = [name for name in args.query_databases.split(",") if name]
-    if args.staging == "s3" and args.database == "sqlite":
+    default = "postgresql" if args.staging == "s3" else "sqlite"
+    args.databases = list(dict.fromkeys(filter(None, (args.database or default).split(","))))
+    unknown = set(args.databases + args.query_databases) - {"sqlite", "postgresql"}
+    if unknown or not args.databases:
+        parser.error(f"databases are sqlite and postgresql, not {', '.join(sorted(unknown))}")
+    if args.staging == "s3" and args.databases != ["postgresql"]:
         parser.error("--staging s3 needs --database postgresql: both hosts share it")
-    args.database = args.database or ("postgresql" if args.staging == "s3" else "sqlite")
+    args.database = ",".join(args.databases)
     if min(args.chunk, args.size, args.simultaneous, args.repeat, args.workers) < 1:
         parser.error("--size, --chunk, --simultaneous, --repeat and --workers must be positive")
     return args
@@ -146,30 +172,33 @@ def main(argv=None):
             f"generating the site and a {args.size / MIB:.0f} MiB file in {workdir} ...",
             flush=True,
         )
-        root, template = generated_site.generate_site(args.template, workdir, args.database)
+        root, template = generated_site.generate_site(args.template, workdir, args.databases[0])
         servers = generated_site.load_servers(root)
         if args.staging == "s3":
             measure_s3(args, stack, workdir, servers, template)
             return
         database_urls, queries = generated_site.open_databases(args, stack, workdir, servers)
-        site = servers.Site(workdir, database_urls[args.database], workers=args.workers)
-        generated_site.prepare(site, root, database_urls)
-        gunicorn = generated_site.gunicorn_settings(root, site.env)
         generated_site.install_helpers(workdir)
+        sites = generated_site.prepare_sites(servers, root, workdir, database_urls, args)
+        gunicorn = generated_site.gunicorn_settings(root, sites[args.databases[0]].env)
+        package_sites = []
+        if args.packages:
+            package_sites = generated_site.package_sites(servers, root, workdir, stack, args)
         source = workdir / "source.bin"
         digest = write_source(source, args.size)
         loadavg = measure.load_average()
-        rows = measure.measure_rows(args, site, source, digest)
+        tries = measure.measure_rows(args, sites, package_sites, source, digest, workdir)
         loadavg += "/" + measure.load_average()
         for database in args.query_databases:
             if database in database_urls:
                 print(f"  counting queries on {database} ...", flush=True)
+                site = sites.get(database) or sites[args.databases[0]]
                 queries[database] = measure.count_queries(site, root, database_urls[database])
         plan_count = Plan(args.size, args.chunk, "x").count
         report.print_header(args, template, gunicorn, plan_count, loadavg)
-        report.print_rows(rows)
+        report.print_end_to_end(tries, args)
         report.print_queries(queries, args.show_sql)
-        report.print_targets(rows, queries)
+        report.print_targets(tries, queries, args)
         if args.profile:
             report.print_profiles(workdir / "profiles")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import environ
 from corsheaders.defaults import default_headers
+from django.core.exceptions import ImproperlyConfigured
 
 from uploads.conf import DEFAULTS as upload_defaults
 from uploads.protocols import tus_headers
@@ -104,8 +105,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Keep connections between requests, on SQLite too: a fresh SQLite connection
 # runs the PRAGMAs above, and closing the last one checkpoints the WAL into the
 # database and deletes it, on nearly every request of a quiet site.
+# On PostgreSQL that also spares every request a new backend process and its
+# login (CONN_MAX_AGE=0 costs about 10 ms of the server's CPU per chunk); the
+# health check finds a connection that a database restart broke, so the request
+# after an outage reconnects instead of failing.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# PostgreSQL commits without waiting for its WAL to reach the disk, as SQLite
+# does above (WAL with synchronous=NORMAL): a power cut or an OS crash may undo
+# the last fraction of a second of commits, never corrupt the database, and a
+# chunk whose record was undone is sent again (clients ask what the server
+# has). Waiting cost every chunk a disk flush, 5 to 10 ms on the benchmark's
+# machine, most of what PostgreSQL lagged behind SQLite (benchmarks/README.md,
+# "PostgreSQL"). "on" waits, for a site that wants each commit on disk.
+SYNCHRONOUS_COMMIT = env.str("DATABASE_SYNCHRONOUS_COMMIT", default="off")
+if SYNCHRONOUS_COMMIT not in ("on", "off", "local", "remote_write", "remote_apply"):
+    raise ImproperlyConfigured(
+        f"DATABASE_SYNCHRONOUS_COMMIT={SYNCHRONOUS_COMMIT!r}: use on, off, local, "
+        "remote_write or remote_apply (PostgreSQL's synchronous_commit)"
+    )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    # First, so that an `options` given in DATABASE_URL has the last word.
+    given = options.get("options", "")
+    options["options"] = f"-c synchronous_commit={SYNCHRONOUS_COMMIT} {given}".strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
