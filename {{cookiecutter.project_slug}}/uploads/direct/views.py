@@ -140,7 +140,9 @@ class CreateMultipart(DirectEndpoint):
 
     def post(self, request):
         data = self.read_json(request)
-        metadata = data.get("metadata") or {}
+        metadata = data.get("metadata", {})
+        if metadata is None:
+            metadata = {}
         if not isinstance(metadata, dict):
             raise BadRequest(gettext("metadata must be an object"))
         filename = _text(data.get("filename"), "filename")
