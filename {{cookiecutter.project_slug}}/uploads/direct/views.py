@@ -128,7 +128,8 @@ class DirectEndpoint(UploadEndpoint):
             )
         try:
             data = json.loads(request.read(length))
-        except (UnicodeDecodeError, ValueError):
+            _refuse_nul(data)
+        except (UnicodeDecodeError, ValueError, RecursionError):  # nested past any use too
             raise BadRequest(gettext("the body is not valid JSON")) from None
         if not isinstance(data, dict):
             raise BadRequest(gettext("the JSON body must be an object"))
@@ -277,6 +278,7 @@ class SignedPost(DirectEndpoint):
             for name, value in query.items()
             if name.startswith("metadata[") and name.endswith("]")
         }
+        _refuse_nul(metadata)
         filename = _text(query.get("filename"), "filename")
         content_type = _content_type(query.get("type"))
         size = _declared_size(query.get("size", metadata.get("size")))
@@ -306,6 +308,20 @@ class SignedPost(DirectEndpoint):
                 "uploadId": str(upload.id),
             }
         )
+
+
+def _refuse_nul(data):
+    """What the client says is kept as data, and PostgreSQL refuses NUL in text and JSON."""
+    if isinstance(data, dict):
+        items = [*data.keys(), *data.values()]
+    elif isinstance(data, list):
+        items = data
+    else:
+        items = []
+    if isinstance(data, str) and "\x00" in data:
+        raise BadRequest(gettext("the request contains a NUL character"))
+    for item in items:
+        _refuse_nul(item)
 
 
 def _our_origin(request, origin):

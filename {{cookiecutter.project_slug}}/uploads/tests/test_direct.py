@@ -496,3 +496,77 @@ def test_an_unreachable_bucket_is_503_and_records_nothing(alice, bucket, setting
     assert answer.status_code == 503, answer.content
     assert answer["Retry-After"] == "5"
     assert Upload.objects.count() == 0
+
+
+def test_nul_characters_and_deep_nesting_are_400s_not_500s(alice, bucket):
+    for body in (
+        '{"filename": "a.bin", "metadata": {"relativePath": "a\\u0000b"}}',
+        '{"filename": "a.bin", "metadata": {"note\\u0000": 1}}',
+        '{"filename": "a\\u0000.bin"}',
+        '{"filename": "a.bin", "metadata": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    ):
+        answer = alice.post(
+            f"{ROUTES}/multipart", data=body, content_type="application/json", **SAME_ORIGIN
+        )
+        assert answer.status_code == 400, answer.content
+    answer = alice.get(
+        f"{ROUTES}/params", {"filename": "a.txt", "metadata[note]": "a\x00b"}, **SAME_ORIGIN
+    )
+    assert answer.status_code == 400
+    assert Upload.objects.count() == 0
+
+
+def test_complete_sent_again_answers_the_same(alice, bucket):
+    data = random.Random(7).randbytes(5 * MiB + 1)
+    created = create(alice, size=len(data)).json()
+    parts = put_parts(alice, created, data, 5 * MiB)
+    first = complete(alice, created, parts)
+    again = complete(alice, created, parts)  # a retry whose first answer was lost
+    assert first.status_code == again.status_code == 200, again.content
+    assert again.json()["status"] == "complete"
+    assert Upload.objects.get().sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_verify_whose_finisher_stopped_is_taken_over_by_cleanup(alice, bucket, settings):
+    """The lease of the engine's finishing: a verify that died is run again, once."""
+    data = random.Random(8).randbytes(5 * MiB + 7)
+    created = create(alice, size=len(data)).json()
+    parts = put_parts(alice, created, data, 5 * MiB)
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # a broker that takes nothing
+    completed = []
+    upload_completed.connect(lambda upload, **kw: completed.append(upload.pk), weak=False)
+    assert complete(alice, created, parts).status_code == 200
+    upload = Upload.objects.get()
+    assert upload.status == "processing"
+    settings.CELERY_BROKER_URL = ""
+    Upload.objects.filter(pk=upload.pk).update(
+        finishing_until=timezone.now() - timedelta(seconds=1)
+    )
+    call_command("cleanup_uploads", verbosity=0)
+    call_command("cleanup_uploads", verbosity=0)
+    upload.refresh_from_db()
+    assert (upload.status, upload.sha256) == ("complete", hashlib.sha256(data).hexdigest())
+    assert completed == [upload.pk]
+
+
+def test_the_admin_shows_direct_uploads_and_cancels_them(client, user, bucket, admin_user):
+    client.force_login(user)
+    data = random.Random(9).randbytes(5 * MiB + 9)
+    done = create(client, "done.bin", size=len(data)).json()
+    assert complete(client, done, put_parts(client, done, data, 5 * MiB)).status_code == 200
+    going = create(client, "going.bin", size=len(data)).json()
+    client.force_login(admin_user)
+    listing = client.get("/admin/uploads/upload/?protocol__exact=s3")
+    assert listing.status_code == 200
+    assert b"done.bin" in listing.content and b"going.bin" in listing.content
+    assert client.get(f"/admin/uploads/upload/{done['uploadId']}/change/").status_code == 200
+    answer = client.post(
+        "/admin/uploads/upload/",
+        {"action": "cancel_uploads", "_selected_action": [going["uploadId"], done["uploadId"]]},
+    )
+    assert answer.status_code == 302
+    assert Upload.objects.get(pk=going["uploadId"]).status == "cancelled"
+    assert in_bucket(bucket) == [done["key"]]
+    # And verify_uploads reads the finished object back, like any stored file.
+    call_command("verify_uploads", verbosity=0)
+    assert Upload.objects.get(pk=done["uploadId"]).status == "complete"
