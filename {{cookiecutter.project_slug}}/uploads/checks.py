@@ -147,13 +147,15 @@ def check_direct_bucket(app_configs, **kwargs):
         storage = storages[upload_settings.STORAGE]
     except ImproperlyConfigured:  # also InvalidStorageError: uploads.E007
         return []
-    if bucket and getattr(storage, "bucket_name", None) == bucket:
+    # A direct upload's key is its file's name: a storage under a location would miss it.
+    if bucket and getattr(storage, "bucket_name", None) == bucket and not storage.location:
         return []
-    problem = (
-        "no bucket is named: AWS_STORAGE_BUCKET_NAME is empty"
-        if not bucket
-        else f"the storage {upload_settings.STORAGE!r} (UPLOADS_STORAGE) is not that bucket"
-    )
+    if not bucket:
+        problem = "no bucket is named: AWS_STORAGE_BUCKET_NAME is empty"
+    elif getattr(storage, "bucket_name", None) != bucket:
+        problem = f"the storage {upload_settings.STORAGE!r} (UPLOADS_STORAGE) is not that bucket"
+    else:
+        problem = f"the storage keeps files under a location ({storage.location!r})"
     return [
         checks.Error(
             f"UPLOADS_DIRECT is on, but {problem}.",

@@ -89,14 +89,18 @@ def test_direct_uploads_need_the_bucket_of_the_finished_files(settings):
     settings.AWS_STORAGE_BUCKET_NAME = "site-bucket"
     found = uploads_messages()
     assert "is not that bucket" in found["uploads.E015"][0]
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {"bucket_name": "site-bucket"},
-        },
-    }
-    assert uploads_messages() == {}
+    for options in ({"location": "files"}, {}):
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {"bucket_name": "site-bucket", **options},
+            },
+        }
+        found = uploads_messages()
+        if options:
+            assert "under a location ('files')" in found["uploads.E015"][0]
+    assert found == {}
 
 
 def test_settings_that_need_a_broker_warn_without_one(settings):

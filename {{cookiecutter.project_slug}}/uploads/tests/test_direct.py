@@ -22,6 +22,9 @@ import pytest
 import requests
 from django.core.management import call_command
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from storages.backends.s3 import S3Storage
 
 from uploads import staging
@@ -570,3 +573,56 @@ def test_the_admin_shows_direct_uploads_and_cancels_them(client, user, bucket, a
     # And verify_uploads reads the finished object back, like any stored file.
     call_command("verify_uploads", verbosity=0)
     assert Upload.objects.get(pk=done["uploadId"]).status == "complete"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+create_bodies = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "filename": json_values | st.text(max_size=300),
+            "type": json_values | st.sampled_from(["text/plain", "a/b", "x"]),
+            "metadata": json_values
+            | st.fixed_dictionaries({}, optional={"size": json_values, "relativePath": json_values}),
+            "size": json_values | st.integers(-3, 2**64).map(str),
+        },
+    ),
+    json_values,
+)
+
+
+@given(body=create_bodies)
+@hsettings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_no_create_body_answers_500(alice, bucket, body):
+    answer = alice.post(
+        f"{ROUTES}/multipart", data=json.dumps(body), content_type="application/json", **SAME_ORIGIN
+    )
+    assert answer.status_code < 500, answer.content
+    assert "error" in answer.json() or answer.status_code == 200
+
+
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["filename", "type", "size", "metadata[size]", "metadata[x]", "key"]),
+        st.text(max_size=40) | st.integers(-3, 2**64).map(str),
+        max_size=5,
+    ),
+    path=st.sampled_from(["params", "multipart/x", "multipart/x/1", "multipart/x/complete"]),
+)
+@hsettings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_no_query_answers_500(alice, bucket, query, path):
+    answer = alice.get(f"{ROUTES}/{path}", query, **SAME_ORIGIN)
+    assert answer.status_code < 500, answer.content

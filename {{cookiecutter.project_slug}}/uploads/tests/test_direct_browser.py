@@ -196,3 +196,54 @@ def test_uppy_dashboard_uploads_24_mib_in_5_mib_parts_into_the_bucket(
     assert re.match(re.escape(endpoint), download.headers["location"])
     assert requests.get(download.headers["location"], timeout=30).content == data
     assert errors == []
+
+
+# Uppy as a new user first tries it: nothing but the endpoint. A file under
+# 100 MB then goes in one signed POST (`GET params`), not in parts.
+UPPY_UNCHANGED = """
+import { Uppy, AwsS3 } from "/static/uploads/vendor/uppy/uppy.min.mjs";
+const uppy = new Uppy().use(AwsS3, { companionEndpoint: "/uploads/companion" });
+uppy.on("complete", (result) => { window.uppyResult = result; });
+window.uppy = uppy;
+"""
+
+
+def test_uppy_unchanged_sends_a_small_file_in_one_signed_post(direct_site, browser):
+    site, bucket, endpoint, worker = direct_site
+    data = random.Random(1).randbytes(700 * 1024)
+    page = logged_in_page(browser, site)
+    posts = []
+    page.on(
+        "request",
+        lambda request: (
+            posts.append(request.url)
+            if request.method == "POST" and request.url.startswith(endpoint)
+            else None
+        ),
+    )
+    page.add_script_tag(type="module", content=UPPY_UNCHANGED)
+    page.wait_for_function("window.uppy !== undefined")
+    page.evaluate(
+        """(bytes) => {
+            const data = new Uint8Array(bytes);
+            uppy.addFile({ name: "notes.bin", type: "application/octet-stream",
+                           data: new Blob([data]) });
+            return uppy.upload();
+        }""",
+        list(data),
+    )
+    page.wait_for_function("window.uppyResult !== undefined", timeout=WAIT_MS)
+    result = page.evaluate(
+        "({ok: uppyResult.successful.map(f => f.response.body),"
+        " failed: uppyResult.failed.map(f => String(f.error))})"
+    )
+    assert result["failed"] == [], result
+    assert len(posts) == 1, posts
+    (body,) = result["ok"]
+    mine = page.request.get(f"{site.url}/uploads/api/uploads/").json()["results"]
+    (upload,) = [u for u in mine if u["filename"] == "notes.bin"]
+    assert body["key"].endswith(f"/{upload['id'].replace('-', '')}/notes.bin")
+    # The bucket told the site nothing: the status read finds the object and verifies it.
+    status = wait_for_status(page, site, upload["id"], "complete")
+    assert status["status"] == "complete", status
+    assert status["sha256"] == hashlib.sha256(data).hexdigest()
