@@ -100,6 +100,7 @@ def notice_posted(upload):
         Status.UPLOADING,
         Status.PROCESSING,
         size=upload.size if upload.size is not None else size,
+        received_bytes=size,
         error="",
         finishing_until=leases.granted(timezone.now()),
     ):

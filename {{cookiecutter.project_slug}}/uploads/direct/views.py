@@ -73,15 +73,7 @@ class DirectEndpoint(UploadEndpoint):
                 gettext("direct uploads into the bucket are off on this site (UPLOADS_DIRECT)")
             )
 
-    def answer(self, request, *args, **kwargs):
-        self.user = self.authenticate(request)
-        if not self.token_authenticated:
-            rejection = self.cross_site_rejection(request)
-            if rejection is not None:
-                return rejection
-        return super(UploadEndpoint, self).dispatch(request, *args, **kwargs)
-
-    def cross_site_rejection(self, request):
+    def csrf_rejection(self, request):
         """None for a request from the site's own pages; else the 403 (see the docstring)."""
         if request.META.get(settings.CSRF_HEADER_NAME):
             return csrf_rejection(request)
@@ -243,6 +235,7 @@ class CompleteMultipart(DirectEndpoint):
             Status.UPLOADING,
             Status.PROCESSING,
             size=size,
+            received_bytes=size,
             error="",
             finishing_until=leases.granted(timezone.now()),
         ):

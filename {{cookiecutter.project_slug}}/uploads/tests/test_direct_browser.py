@@ -51,6 +51,8 @@ uppy.use(AwsS3, {
   shouldUseMultipart: true,
   getChunkSize: () => 5 * 1024 * 1024,
 });
+// The declared size, so that the site checks it before the first byte.
+uppy.on("file-added", (file) => uppy.setFileMeta(file.id, { size: file.size }));
 uppy.on("complete", (result) => { window.uppyResult = result; });
 window.uppy = uppy;
 """
@@ -180,6 +182,7 @@ def test_uppy_dashboard_uploads_24_mib_in_5_mib_parts_into_the_bucket(
     status = wait_for_status(page, site, upload_id, "complete")
     assert status["status"] == "complete", status
     assert status["protocol"] == "s3"
+    assert page.request.get(f"{site.url}/admin/uploads/upload/{upload_id}/change/").ok
     assert status["size"] == len(data)
     assert status["sha256"] == hashlib.sha256(data).hexdigest()
     # Verified by the Celery worker, not by the web process.
