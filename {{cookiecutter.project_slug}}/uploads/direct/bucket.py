@@ -26,7 +26,7 @@ from django.dispatch import receiver
 from django.utils.translation import gettext
 
 from ..conf import upload_settings
-from ..errors import StagingUnavailable
+from ..errors import BadRequest, StagingUnavailable
 from ..staging import Gone
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ MAX_PARTS = 10_000
 MAX_POST_SIZE = 5 * 1024**3
 # How S3 says a key or a multipart upload is not there.
 MISSING_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+# What S3 says of a complete whose parts do not make a file: the client's mistake.
+BAD_PARTS = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"}
 
 
 def key_for(upload):
@@ -194,13 +196,23 @@ class DirectBucket:
         return parts
 
     def complete(self, upload, parts):
-        with reachable():
-            self.client.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=key_for(upload),
-                UploadId=upload.staging_ref,
-                MultipartUpload={"Parts": parts},
-            )
+        """CompleteMultipartUpload; parts that do not make the file are the client's BadRequest."""
+        try:
+            with reachable():
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key_for(upload),
+                    UploadId=upload.staging_ref,
+                    MultipartUpload={"Parts": parts},
+                )
+        except StagingUnavailable as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, ClientError) or code(cause) not in BAD_PARTS:
+                raise
+            raise BadRequest(
+                gettext("the bucket refused these parts (%(code)s): %(message)s")
+                % {"code": code(cause), "message": cause.response["Error"].get("Message", "")[:200]}
+            ) from None
 
     def head(self, upload):
         """The object's size, or None if there is none (yet)."""

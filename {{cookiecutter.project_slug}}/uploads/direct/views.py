@@ -28,6 +28,7 @@ A token-authenticated request needs none of it.
 import json
 import math
 import re
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -44,7 +45,7 @@ from ..errors import BadRequest, NotAuthenticated, TooLarge, UploadError, Upload
 from ..models import Upload
 from ..protocols.numbers import whole_number
 from ..staging import Gone
-from .bucket import MAX_PARTS, MAX_POST_SIZE, MIN_PART_SIZE, code, direct_bucket, key_for
+from .bucket import MAX_PARTS, MAX_POST_SIZE, MIN_PART_SIZE, direct_bucket, key_for
 
 Status = Upload.Status
 
@@ -52,8 +53,6 @@ Status = Upload.Status
 MAX_JSON_BODY = 1024**2
 MAX_TYPE_CHARS = 255
 MIME_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
-# What S3 says of a complete whose parts do not fit: the client's mistake.
-BAD_PARTS = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"}
 
 
 class DirectOff(UploadError):
@@ -180,12 +179,8 @@ class MultipartUpload(DirectEndpoint):
         """The parts in the bucket, for a client that resumes."""
         upload = self.get_direct_upload(request, upload_id)
         _check_taking_parts(upload)
-        try:
+        with _still_in_the_bucket():
             parts = direct_bucket.parts(upload)
-        except Gone:
-            raise UploadGone(
-                gettext("the bucket no longer has this upload; start it again")
-            ) from None
         return JsonResponse(parts, safe=False)
 
     def delete(self, request, upload_id):
@@ -203,33 +198,18 @@ class CompleteMultipart(DirectEndpoint):
         if upload.status in (Status.PROCESSING, Status.COMPLETE) and upload.staging_ref:
             return self.completed(request, upload)  # a retry whose answer was lost
         _check_taking_parts(upload)
-        size = upload.size
-        if size is None:
-            # No size was declared: the parts in the bucket give it, checked now.
-            listed = {part["PartNumber"]: part["Size"] for part in direct_bucket.parts(upload)}
-            size = sum(listed.get(part["PartNumber"], 0) for part in parts)
-            try:
-                engine.check_declared_file(upload.filename, size)
-            except TooLarge:
-                engine.cancel(upload)
-                raise
-        try:
+        with _still_in_the_bucket():
+            size = upload.size
+            if size is None:
+                # No size was declared: the parts in the bucket give it, checked now.
+                listed = {part["PartNumber"]: part["Size"] for part in direct_bucket.parts(upload)}
+                size = sum(listed.get(part["PartNumber"], 0) for part in parts)
+                try:
+                    engine.check_declared_file(upload.filename, size)
+                except TooLarge:
+                    engine.cancel(upload)
+                    raise
             direct_bucket.complete(upload, parts)
-        except Gone:
-            raise UploadGone(
-                gettext("the bucket no longer has this upload; start it again")
-            ) from None
-        except UploadError as exc:
-            cause = exc.__cause__
-            if cause is not None and hasattr(cause, "response") and code(cause) in BAD_PARTS:
-                raise BadRequest(
-                    gettext("the bucket refused these parts (%(code)s): %(message)s")
-                    % {
-                        "code": code(cause),
-                        "message": cause.response.get("Error", {}).get("Message", "")[:200],
-                    }
-                ) from None
-            raise
         if transitions.move(
             upload,
             Status.UPLOADING,
@@ -301,6 +281,15 @@ class SignedPost(DirectEndpoint):
                 "uploadId": str(upload.id),
             }
         )
+
+
+@contextmanager
+def _still_in_the_bucket():
+    """A multipart upload the bucket no longer has (aborted by its lifecycle rule, say)."""
+    try:
+        yield
+    except Gone:
+        raise UploadGone(gettext("the bucket no longer has this upload; start it again")) from None
 
 
 def _refuse_nul(data):

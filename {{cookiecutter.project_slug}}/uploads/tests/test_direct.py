@@ -627,3 +627,16 @@ def test_no_create_body_answers_500(alice, bucket, body):
 def test_no_query_answers_500(alice, bucket, query, path):
     answer = alice.get(f"{ROUTES}/{path}", query, **SAME_ORIGIN)
     assert answer.status_code < 500, answer.content
+
+
+def test_a_multipart_upload_the_bucket_dropped_is_gone_not_500(alice, bucket):
+    """Aborted behind the site's back, by the bucket's lifecycle rule say."""
+    created = create(alice).json()
+    staged = Upload.objects.get().staging_ref
+    bucket.abort_multipart_upload(Bucket=BUCKET, Key=created["key"], UploadId=staged)
+    listed = alice.get(
+        f"{ROUTES}/multipart/{created['uploadId']}", {"key": created["key"]}, **SAME_ORIGIN
+    )
+    assert listed.status_code == 410, listed.content
+    answer = complete(alice, created, [{"PartNumber": 1, "ETag": '"x"'}])
+    assert answer.status_code == 410, answer.content
