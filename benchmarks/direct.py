@@ -98,6 +98,11 @@ def direct_row(args, site, bucket, source, digest, celery_pid):
         session.headers.update(headers)
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(args.simultaneous, 10))
         session.mount("http://", adapter)
+        # The bucket's connections are kept open between parts, as a browser keeps them.
+        to_bucket = requests.Session()
+        to_bucket.mount(
+            "http://", requests.adapters.HTTPAdapter(pool_maxsize=max(args.simultaneous, 10))
+        )
         session.get(f"{site.url}/uploads/api/uploads/", timeout=REQUEST_TIMEOUT)  # warm
         server_cpu, client_cpu = s3_hosts.group_cpu(site.pid), measure.own_cpu()
         celery_cpu = s3_hosts.group_cpu(celery_pid)
@@ -131,7 +136,7 @@ def direct_row(args, site, bucket, source, digest, celery_pid):
             )
             # A browser's Blob.slice(): the part, read from the file as it is sent.
             body = os.pread(fd, chunk.length, chunk.offset)
-            answer = requests.put(signed["url"], data=body, timeout=REQUEST_TIMEOUT)
+            answer = to_bucket.put(signed["url"], data=body, timeout=REQUEST_TIMEOUT)
             answer.raise_for_status()
             with lock:
                 parts.append({"PartNumber": chunk.number, "ETag": answer.headers["ETag"]})
