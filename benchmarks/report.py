@@ -62,6 +62,11 @@ def print_header(args, template, conf, plan_count, loadavg):
             "staging: s3, moto's standalone server; two hosts (gunicorns of one site, "
             "chunk n to host n % 2) on one PostgreSQL database"
         )
+    if args.staging == "direct":
+        print(
+            "staging: direct, moto's standalone server; parts PUT to the site's signed URLs "
+            "(UPLOADS_DIRECT) beside boto3 and S3 staging on two hosts, one PostgreSQL database"
+        )
     print(f"template: {template}")
     print(
         f"gunicorn: {conf['worker_class']}, {conf['workers']} workers x {conf['threads']} "

@@ -8,7 +8,9 @@ and prints one table: MB/s, ratio to that ceiling, the workers' peak RSS, how
 long the last chunk takes (it finishes the file) and database queries per
 chunk, with the targets marked PASS or MISS. It is a benchmark, not a test: it
 always exits 0 once it has printed its table, whatever the verdicts.
-`--staging s3` measures two hosts with S3 staging on moto instead (s3_hosts.py).
+`--staging s3` measures two hosts with S3 staging on moto instead (s3_hosts.py);
+`--staging direct` uploads straight into moto through the site's signed URLs,
+beside boto3 and S3 staging (direct.py).
 
     .venv/bin/python benchmarks/upload_throughput.py [--size 1GiB] [--chunk 8MiB]
                                                      [--database sqlite|postgresql]
@@ -28,6 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import direct
 import generated_site
 import measure
 import report
@@ -53,10 +56,12 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--staging",
-        choices=["local", "s3"],
+        choices=["local", "s3", "direct"],
         default="local",
         help="UPLOADS_STAGING: local (the rows above), or s3: two hosts on one PostgreSQL "
-        "database and moto's S3 server, beside boto3's multipart upload into moto (local)",
+        "database and moto's S3 server, beside boto3's multipart upload into moto; or "
+        "direct: straight into moto through the site's signed URLs (UPLOADS_DIRECT), "
+        "beside those two (local)",
     )
     parser.add_argument(
         "--celery",
@@ -144,13 +149,13 @@ def parse_args(argv=None):
     )
     args = parser.parse_args(argv)
     args.query_databases = [name for name in args.query_databases.split(",") if name]
-    default = "postgresql" if args.staging == "s3" else "sqlite"
+    default = "sqlite" if args.staging == "local" else "postgresql"
     args.databases = list(dict.fromkeys(filter(None, (args.database or default).split(","))))
     unknown = set(args.databases + args.query_databases) - {"sqlite", "postgresql"}
     if unknown or not args.databases:
         parser.error(f"databases are sqlite and postgresql, not {', '.join(sorted(unknown))}")
-    if args.staging == "s3" and args.databases != ["postgresql"]:
-        parser.error("--staging s3 needs --database postgresql: both hosts share it")
+    if args.staging in ("s3", "direct") and args.databases != ["postgresql"]:
+        parser.error(f"--staging {args.staging} needs --database postgresql: both hosts share it")
     args.database = ",".join(args.databases)
     if min(args.chunk, args.size, args.simultaneous, args.repeat, args.workers) < 1:
         parser.error("--size, --chunk, --simultaneous, --repeat and --workers must be positive")
@@ -176,6 +181,9 @@ def main(argv=None):
         servers = generated_site.load_servers(root)
         if args.staging == "s3":
             measure_s3(args, stack, workdir, servers, template)
+            return
+        if args.staging == "direct":
+            measure_direct(args, stack, workdir, servers, template)
             return
         database_urls, queries = generated_site.open_databases(args, stack, workdir, servers)
         generated_site.install_helpers(workdir)
@@ -214,6 +222,18 @@ def measure_s3(args, stack, workdir, servers, template):
     report.print_header(args, template, gunicorn, Plan(args.size, args.chunk, "x").count, loadavg)
     report.print_s3_rows(rows, notes)
     report.print_s3_targets(rows)
+
+
+def measure_direct(args, stack, workdir, servers, template):
+    """--staging direct: straight into the bucket, beside boto3 and S3 staging (direct.py)."""
+    source = workdir / "source.bin"
+    digest = write_source(source, args.size)
+    loadavg = measure.load_average()
+    rows, notes, env = direct.measure_rows(args, stack, workdir, servers, source, digest)
+    loadavg += "/" + measure.load_average()
+    gunicorn = generated_site.gunicorn_settings(servers.SITE_ROOT, env)
+    report.print_header(args, template, gunicorn, Plan(args.size, args.chunk, "x").count, loadavg)
+    direct.print_rows(rows, notes)
 
 
 if __name__ == "__main__":

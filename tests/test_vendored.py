@@ -1,9 +1,11 @@
 """The vendored upload clients are exactly the pinned npm packages' files.
 
 frontend/scripts/vendor.mjs copies them and writes a manifest.json beside the
-copies in each destination: the static vendor folder (what every site serves)
-and the tests' assets (tus-js-client, which only a test loads). These tests
-catch a hand edit, a stale copy after a version bump, or a file nobody listed.
+copies in each destination: the static vendor folder (what every site serves:
+flow.js, resumable.js, and Uppy's all-in-one bundle for uploads straight into
+the bucket through the site's Companion-compatible routes) and the tests'
+assets (tus-js-client, which only a test loads). These tests catch a hand
+edit, a stale copy after a version bump, or a file nobody listed.
 """
 
 import fnmatch
@@ -20,7 +22,7 @@ NODE_MODULES = FRONTEND_DIR / "node_modules"
 TEMPLATE_DIR = REPO_ROOT / "{{cookiecutter.project_slug}}"
 # Each destination of vendor.mjs, and the libraries it must hold.
 DESTINATIONS = {
-    TEMPLATE_DIR / "uploads" / "static" / "uploads" / "vendor": ["flow.js", "resumable.js"],
+    TEMPLATE_DIR / "uploads" / "static" / "uploads" / "vendor": ["flow.js", "resumable.js", "uppy"],
     TEMPLATE_DIR / "uploads" / "tests" / "assets": ["tus-js-client"],
 }
 MANIFEST_NAME = "manifest.json"
@@ -58,7 +60,7 @@ def test_manifest_is_stable_json(folder):
 
 @pytest.mark.parametrize(("folder", "expected"), DESTINATIONS.items(), ids=FOLDER_IDS)
 def test_each_library_sits_where_it_is_used(folder, expected):
-    # The site serves flow.js and resumable.js; tus-js-client is a test asset.
+    # The site serves flow.js, resumable.js and Uppy; tus-js-client is a test asset.
     libraries = MANIFESTS[folder]["libraries"]
     assert sorted(libraries) == expected
     for lib, info in libraries.items():
@@ -99,8 +101,8 @@ def test_each_library_keeps_its_licence(folder, lib):
 
 @pytest.mark.parametrize(
     ("folder", "entry"),
-    [(folder, entry) for folder, _, entry in FILES if entry["path"].endswith(".js")],
-    ids=[path for path in FILE_IDS if path.endswith(".js")],
+    [(folder, entry) for folder, _, entry in FILES if entry["path"].endswith((".js", ".mjs"))],
+    ids=[path for path in FILE_IDS if path.endswith((".js", ".mjs"))],
 )
 def test_source_maps_named_by_a_bundle_are_vendored(folder, entry):
     # Django's ManifestStaticFilesStorage (WhiteNoise's too) fails

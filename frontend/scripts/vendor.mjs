@@ -57,6 +57,19 @@ const LIBRARIES = [
     files: [{ source: "resumable.js", dest: "resumable.js" }],
   },
   {
+    dir: "uppy",
+    npm: "uppy",
+    destination: "static",
+    // The all-in-one ES module (Core, Dashboard, AwsS3 and the rest), for
+    // sites that want Uppy's Dashboard uploading straight into the bucket
+    // through the site's Companion-compatible routes; its CSS inlines its
+    // images, so nothing else is needed.
+    files: [
+      { source: "dist/uppy.min.mjs", dest: "uppy.min.mjs" },
+      { source: "dist/uppy.min.css", dest: "uppy.min.css" },
+    ],
+  },
+  {
     dir: "tus-js-client",
     npm: "tus-js-client",
     destination: "tests",

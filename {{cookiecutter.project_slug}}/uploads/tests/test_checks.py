@@ -52,6 +52,10 @@ def test_the_default_settings_pass_the_checks():
         ("UPLOADS_USER_QUOTA", "lots", "uploads.E012", "UPLOADS_USER_QUOTA must be a positive"),
         ("UPLOADS_MAX_ACTIVE_UPLOADS", 0, "uploads.E012", "UPLOADS_MAX_ACTIVE_UPLOADS must be"),
         ("UPLOADS_MIN_FREE_BYTES", -1, "uploads.E013", "must be a whole number of bytes"),
+        ("UPLOADS_DIRECT_PREFIX", "/direct/", "uploads.E015", "a key prefix ending in /"),
+        ("UPLOADS_DIRECT_URL_LIFETIME", "8d", "uploads.E015", "is not between 1s and 7d"),
+        ("UPLOADS_DIRECT_URL_LIFETIME", "0", "uploads.E015", "is not between 1s and 7d"),
+        ("UPLOADS_DIRECT_URL_LIFETIME", "soon", "uploads.E015", "is not a duration"),
     ],
 )
 def test_a_setting_the_app_cannot_use_is_its_own_check_error(
@@ -73,6 +77,30 @@ def test_s3_staging_needs_a_bucket(settings):
     assert "AWS_STORAGE_BUCKET_NAME is empty" in found["uploads.E014"][0]
     settings.AWS_STORAGE_BUCKET_NAME = "site-bucket"
     assert uploads_messages() == {}
+
+
+def test_direct_uploads_need_the_bucket_of_the_finished_files(settings):
+    settings.UPLOADS_DIRECT = True
+    settings.AWS_STORAGE_BUCKET_NAME = ""
+    found = uploads_messages()
+    assert list(found) == ["uploads.E015"]
+    assert "UPLOADS_DIRECT is on, but no bucket is named" in found["uploads.E015"][0]
+    # A bucket named, but finished files still on this host's disk.
+    settings.AWS_STORAGE_BUCKET_NAME = "site-bucket"
+    found = uploads_messages()
+    assert "is not that bucket" in found["uploads.E015"][0]
+    for options in ({"location": "files"}, {}):
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {"bucket_name": "site-bucket", **options},
+            },
+        }
+        found = uploads_messages()
+        if options:
+            assert "under a location ('files')" in found["uploads.E015"][0]
+    assert found == {}
 
 
 def test_settings_that_need_a_broker_warn_without_one(settings):

@@ -44,16 +44,26 @@ SITE_ROOT = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT = 60
 
 
+def redis_or_skip():
+    try:
+        socket.create_connection(REDIS, timeout=1).close()
+    except OSError:
+        pytest.skip("Redis does not answer at 127.0.0.1:6379")
+
+
+def broker_url():
+    """A Redis database of the test's own, so that no other site's worker takes its jobs."""
+    redis_or_skip()
+    return f"redis://127.0.0.1:6379/{random.randrange(1, 16)}"
+
+
 @pytest.fixture(scope="module")
 def broker_relay():
     """
     The hosts' way to Redis: relay.down() cuts it. Its `database` is a Redis
     database of the module's own, so that no other site's worker takes its jobs.
     """
-    try:
-        socket.create_connection(REDIS, timeout=1).close()
-    except OSError:
-        pytest.skip("Redis does not answer at 127.0.0.1:6379")
+    redis_or_skip()
     relay = Relay(REDIS)
     relay.database = random.randrange(1, 16)
     relay.up()
