@@ -56,7 +56,9 @@ def main():
             )
             times[phase].append(time.perf_counter() - started)
             if response.status_code != 200:
-                raise SystemExit(f"chunk {number}: {response.status_code} {response.content[:300]!r}")
+                raise SystemExit(
+                    f"chunk {number}: {response.status_code} {response.content[:300]!r}"
+                )
             status = response.json()["status"]
     print(json.dumps({**times, "status": status}))
 

@@ -44,7 +44,9 @@ def main():
         args.query_databases = []
         urls, _ = generated_site.open_databases(args, stack, workdir, servers)
         site = servers.Site(workdir / "site", urls[args.database], workers=1)
-        generated_site.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=root, env=site.env)
+        generated_site.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"], cwd=root, env=site.env
+        )
         shutil.copy(HERE / "fragmented_client.py", workdir)
         output = generated_site.run(
             [sys.executable, str(workdir / "fragmented_client.py"), "--chunks", str(args.chunks)],
@@ -57,7 +59,9 @@ def main():
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--chunks", type=int, default=3000, help="non-adjacent chunks, then as many gaps")
+    parser.add_argument(
+        "--chunks", type=int, default=3000, help="non-adjacent chunks, then as many gaps"
+    )
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--ref", help="measure this commit of the template instead of the tree")
     parser.add_argument("--pg-host", default="127.0.0.1")
@@ -95,7 +99,8 @@ def report(phases, described, args):
         times = phases[phase]
         first, last = times[:100], times[-100:]
         for name, part in (("first 100", first), ("last 100", last)):
-            print(f"{phase + ': ' + name:<28} {len(part):>12} {median(part):>10.2f} {p90(part):>8.2f}")
+            label = f"{phase}: {name}"
+            print(f"{label:<28} {len(part):>12} {median(part):>10.2f} {p90(part):>8.2f}")
         ratio = median(last) / median(first)
         verdict = "ok" if ratio <= TARGET else "over"
         print(f"{phase}: last/first median {ratio:.2f} ({verdict}; target <= {TARGET})")

@@ -74,7 +74,8 @@ def test_deleting_a_fragmented_upload_counts_its_runs_and_lists_none(client, sta
     assert "Received range:" not in page
     html = client.get(f"/admin/uploads/upload/{going.pk}/change/").content.decode()
     assert "2000 pieces; the first missing byte is at 1\xa0byte" in html
-    assert client.post(f"/admin/uploads/upload/{going.pk}/delete/", {"post": "yes"}).status_code == 302
+    deleted = client.post(f"/admin/uploads/upload/{going.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302
     assert not Upload.objects.filter(pk=going.pk).exists()
 
 
