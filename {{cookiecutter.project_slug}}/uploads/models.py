@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import Storage, storages
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -92,9 +92,10 @@ class Upload(models.Model):
         help_text="Total size in bytes; empty until a tus client that deferred it sends it.",
     )
     chunk_size = models.BigIntegerField(null=True, blank=True)
-    received_bytes = models.BigIntegerField(default=0)
-    received_ranges = models.JSONField(
-        default=list, blank=True, help_text="Received bytes as sorted [start, end) pairs."
+    received_bytes = models.BigIntegerField(
+        default=0,
+        help_text="How many bytes are in: a counter every chunk adds its length to, "
+        "the bytes themselves being the upload's received ranges.",
     )
     hashed_bytes = models.BigIntegerField(default=0, editable=False)
     hash_state = models.BinaryField(
@@ -164,6 +165,39 @@ class Upload(models.Model):
         if self.size is None:
             return None
         return 1.0 if self.size == 0 else self.received_bytes / self.size
+
+
+class ReceivedRange(models.Model):
+    """
+    A run of received bytes [start, end) of an upload: runs are disjoint and
+    merged when they touch, so a file sent in order is one row however many
+    chunks it has.
+
+    A row per run, not a list on the upload, so that recording a chunk costs an
+    index seek or two, whatever the number of runs (engine/runs.py). Ends are
+    unique too: disjoint runs that are not empty never share one, and a piece
+    [s, e) finds the run it extends by its end, s.
+    """
+
+    # The unique constraints below start with upload: an index of its own would be redundant.
+    upload = models.ForeignKey(
+        Upload, on_delete=models.CASCADE, related_name="received_ranges", db_index=False
+    )
+    start = models.BigIntegerField()
+    end = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["upload", "start"]
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "start"], name="uploads_range_start"),
+            models.UniqueConstraint(fields=["upload", "end"], name="uploads_range_end"),
+            models.CheckConstraint(
+                condition=Q(start__gte=0, end__gt=F("start")), name="uploads_range_not_empty"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.start}-{self.end}"
 
 
 class UploadToken(models.Model):

@@ -64,7 +64,6 @@ def verify(upload):
         where={"finishing_until": upload.finishing_until},
         size=size,
         received_bytes=size,
-        received_ranges=[[0, size]] if size else [],
         sha256=digest,
         file=key,
         completed=timezone.now(),

@@ -10,23 +10,24 @@ of a chunk:
 
 1. find the upload                      SELECT            starting.py (find_or_start)
 2. lock the piece's bytes in the staging file                writing.py (write)
-3. re-read status and received ranges   SELECT            (another request may
-                                                           have written them)
+3. re-read status, byte count, saved    SELECT            (another request may
+   hash and the runs around the piece                      have written them)
 4. write the bytes in place, or drain a duplicate without writing; bytes
    that follow the hashed ones feed the file's SHA-256 as they are written
                                                              hashing.py
-5. record the range (and the new hash)  SELECT, UPDATE ... WHERE   recording.py
-                                        (conditional; bytes sent in order skip
-                                        the SELECT)
+5. record them: count (and the new     UPDATE, UPDATE     recording.py, runs.py
+   hash), then the run                  or INSERT, in one
+                                        transaction
 6. if that made the upload whole: finish it (hash the rest, store, record,
    signal), in a thread after the answer, under a lease  finishing.py, leases.py;
    else, if bytes sent ahead are now contiguous behind the hashed ones, hash
    them from staging                                         hashing.py
 
-Only the request whose step 5 receives the last byte moves the upload to
-`processing`, in the same conditional UPDATE, so an upload is finished once
-however many workers race on its chunks. The statements of steps 1, 3 and 5
-are in statements.py: SQL written once, as these run on every chunk.
+Only the request whose step 5 counts the last byte moves the upload to
+`processing`, in the same UPDATE, so an upload is finished once however many
+workers race on its chunks. The statements of steps 1, 3 and 5 are in
+statements.py: SQL written once, as these run on every chunk; each costs the
+same whether the upload has one run or a hundred thousand.
 
 Every other status change is an edge of the table in transitions.py, made by
 one conditional UPDATE that also sends the edge's signal: finishing (complete,

@@ -18,7 +18,7 @@ from . import transitions
 logger = logging.getLogger(__name__)
 
 Status = Upload.Status
-PROGRESS = ["status", "expires", "updated", "received_ranges", "received_bytes"]
+PROGRESS = ["status", "expires", "updated", "received_bytes"]
 
 
 def check_open(upload):

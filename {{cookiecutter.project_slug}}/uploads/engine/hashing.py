@@ -39,6 +39,7 @@ from .. import sha256, staging
 from ..conf import upload_settings
 from ..errors import Busy, UploadError
 from ..models import Upload
+from . import runs
 
 logger = logging.getLogger(__name__)
 
@@ -69,17 +70,18 @@ def in_line(upload, offset):
         return None
 
 
-def catch_up(upload):
+def catch_up(upload, from_zero):
     """
     After a piece was recorded: if received bytes lie contiguous past the
-    hashed ones, hash up to CATCH_UP_BYTES of them from staging. Costs no query
-    when the hash is not behind, as with a file sent in order. A request that
-    finds another catching up leaves it to that one, which looks again after
-    letting go of the lock.
+    hashed ones (up to `from_zero`, where the recording saw the bytes from 0
+    end), hash up to CATCH_UP_BYTES of them from staging. Costs no query when
+    the hash is not behind, as with a file sent in order. A request that finds
+    another catching up leaves it to that one, which looks again after letting
+    go of the lock.
     """
     if not enabled() or upload.status != Status.UPLOADING:
         return
-    if upload.hashed_bytes >= contiguous_end(upload.received_ranges):
+    if upload.hashed_bytes >= from_zero:
         return
     if not staging.backend.reads_unsealed(upload):
         return
@@ -128,15 +130,10 @@ def digest(upload, handle, size, *, progress=None):
     return hash_.hexdigest(), hashed + read
 
 
-def contiguous_end(received):
-    """Where the received bytes that start at byte 0 end."""
-    return received[0][1] if received and received[0][0] == 0 else 0
-
-
 def _hash_forward(upload, handle, budget):
     """Hash from the saved state on over contiguous received bytes; bytes read."""
-    status, received, hashed, state = _progress(upload.pk)
-    end = min(contiguous_end(received), hashed + budget)
+    status, from_zero, hashed, state = _progress(upload.pk)
+    end = min(from_zero, hashed + budget)
     if status != Status.UPLOADING or end <= hashed:
         return 0
     try:
@@ -147,7 +144,7 @@ def _hash_forward(upload, handle, budget):
         return 0
     if upload.chunk_size:
         # Read back whole chunks: a backend may keep each as one object.
-        end = min(contiguous_end(received), -(-end // upload.chunk_size) * upload.chunk_size)
+        end = min(from_zero, -(-end // upload.chunk_size) * upload.chunk_size)
     start = hashed
     for block in staging.backend.read_in_order(handle, end, start):
         hash_.update(block)
@@ -160,17 +157,15 @@ def _hash_forward(upload, handle, budget):
 
 
 def _behind(upload):
-    status, received, hashed, _ = _progress(upload.pk)
+    status, from_zero, hashed, _ = _progress(upload.pk)
     upload.hashed_bytes = hashed
-    return status == Status.UPLOADING and hashed < contiguous_end(received)
+    return status == Status.UPLOADING and hashed < from_zero
 
 
 def _progress(upload_id):
-    return (
-        Upload.objects.filter(pk=upload_id)
-        .values_list("status", "received_ranges", "hashed_bytes", "hash_state")
-        .get()
-    )
+    """(status, where the bytes from 0 end, hashed bytes, hash state), as stored now."""
+    status, _, _, hashed, state, around = runs.around(upload_id, 0, 0)
+    return status, around.from_zero, hashed, state
 
 
 def _saved(upload_id):

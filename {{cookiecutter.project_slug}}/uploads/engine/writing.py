@@ -15,7 +15,7 @@ from typing import Any
 
 from django.utils.translation import gettext
 
-from .. import ranges, staging
+from .. import staging
 from ..conf import upload_settings
 from ..errors import (
     BadRequest,
@@ -26,7 +26,7 @@ from ..errors import (
     UploadGone,
 )
 from ..models import Upload
-from . import ending, finishing, hashing, recording, starting
+from . import ending, finishing, hashing, recording, runs, starting
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def write(upload, piece):
     digest = hashlib.new(piece.checksum[0]) if piece.checksum else None
     try:
         with staging.backend.open_locked(upload, piece.offset, piece.length) as handle:
-            recording.reload(upload)
+            recording.reload(upload, piece.offset, piece.end)
             if _already_has(upload, piece):
                 return upload
             # The file's hash so far, fed with these bytes if they follow it.
@@ -92,20 +92,22 @@ def write(upload, piece):
                 keep_readable=prefix is None and hashing.enabled(),
             )
             _check_body(piece, written, cut_off, digest)
+            # What the runs around these bytes were, read under the lock: where
+            # the bytes from 0 will end, for catching the hash up.
+            around = upload.received_around
             finished = recording.record(
                 upload,
                 piece.offset,
                 piece.offset + written,
                 hold=piece.hold,
                 size=piece.size,
-                # Bytes sent in order follow the ones just read; others race
-                # with their neighbours, which record while this one is written.
-                reread=not piece.in_order,
-                hashed=prefix,
-            )
+                hash_advance=None
+                if prefix is None
+                else (piece.offset, piece.offset + written, prefix.state()),
+            ).finished
     except staging.Gone:
         # The upload finished, or was cancelled or expired, since it was read.
-        recording.reload(upload)
+        recording.reload(upload, piece.offset, piece.end)
         if _already_has(upload, piece):
             return upload
         raise UploadGone(gettext("this upload's bytes are gone; start it again")) from None
@@ -123,26 +125,37 @@ def write(upload, piece):
     if finished:
         finishing.finish_soon(upload)
     else:
-        hashing.catch_up(upload)
+        hashing.catch_up(upload, around.from_zero_after())
     return upload
 
 
 def current_offset(upload):
-    """Where the received bytes end, for protocols that send a file in order."""
-    if upload.received_ranges and upload.received_ranges[0][0] != 0:
+    """
+    Where the received bytes end, for protocols that send a file in order:
+    the end of the run from byte 0, if that run holds every byte counted.
+    Read again unless the upload was just read (recording.reload).
+    """
+    if getattr(upload, "received_around", None) is None:
+        recording.reload(upload)
+    from_zero = upload.received_around.from_zero
+    if upload.received_bytes and not from_zero:
         raise ChunkConflict(
             gettext("the received bytes do not start at 0; the upload cannot continue")
         )
-    if len(upload.received_ranges) > 1:
+    if from_zero != upload.received_bytes:
         raise ChunkConflict(gettext("the received bytes have gaps; the upload cannot continue"))
-    return upload.received_ranges[0][1] if upload.received_ranges else 0
+    return from_zero
 
 
 def has_range(upload, offset, length):
-    """Whether bytes [offset, offset + length) are already received."""
+    """Whether bytes [offset, offset + length) are already received (one index seek)."""
     if length == 0:
         return upload.size == 0 and upload.status != Status.UPLOADING
-    return ranges.contains(upload.received_ranges, offset, offset + length)
+    try:
+        *_, around = runs.around(upload.pk, offset, offset + length)
+    except Upload.DoesNotExist:
+        return False
+    return around.contains()
 
 
 def _check_fits(upload, piece):
@@ -194,7 +207,7 @@ def _already_has(upload, piece):
     # An empty range is "had" once the (empty) file is no longer uploading.
     if (
         not piece.in_order
-        and ranges.contains(upload.received_ranges, start, end)
+        and upload.received_around.contains()
         and (start < end or upload.status != Status.UPLOADING)
     ):
         staging.drain(piece.stream, piece.length)
@@ -212,7 +225,7 @@ def _already_has(upload, piece):
                 % {"current": current, "start": start},
                 offset=current,
             )
-    elif ranges.overlaps(upload.received_ranges, start, end):
+    elif upload.received_around.overlaps():
         raise ChunkConflict(
             gettext(
                 "bytes %(start)s-%(end)s overlap bytes already received; they cannot be changed"

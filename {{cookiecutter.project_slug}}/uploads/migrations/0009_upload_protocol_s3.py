@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("uploads", "0008_upload_hash_state"),
+        ("uploads", "0008_received_ranges_table"),
     ]
 
     operations = [

@@ -29,7 +29,7 @@ copied again: that is the stored file) and one streaming GET for the SHA-256.
 Uploads started before their multipart upload was made at the finished key
 (a staging_ref without one) are copied server-side as before.
 
-What was received is the database's ranges, never a listing of the bucket.
+What was received is the database's runs, never a listing of the bucket.
 Locking: the engine relies on the staging lock for one thing, that between
 reading an upload's ranges and recording its own, no other request writes or
 records the same bytes. Here a lock is held per slot (slot_locks.py:
@@ -74,7 +74,6 @@ from django.conf import settings
 from django.core.files import File
 from django.utils.translation import gettext
 
-from .. import ranges
 from ..conf import upload_settings
 from ..errors import ChunkConflict, StagingUnavailable
 from . import slot_locks
@@ -96,7 +95,7 @@ MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 
 @dataclass
 class Handle:
-    upload: object  # the engine's Upload: its ranges are reloaded under the lock
+    upload: object  # the engine's Upload: its runs around the piece are read under the lock
     key: str  # the multipart upload's, and the whole file's once it is completed
     upload_id: str
     part_size: int
@@ -520,9 +519,7 @@ class S3Staging(StagingBackend):
         full = last - first == handle.part_size
         if full and (start, end) == (first, last):
             self._upload_part(handle, slot + 1, end - start, body)
-        elif full and ranges.contains(
-            ranges.add(handle.upload.received_ranges, start, end), first, last
-        ):
+        elif full and handle.upload.received_around.completes(first, last):
             # This piece completes the slot: the part is its received pieces and these bytes.
             gathered = PieceChain(self, handle, first, last, hole=(start, end, body))
             self._upload_part(handle, slot + 1, last - first, gathered)

@@ -64,6 +64,21 @@ def test_a_fragmented_upload_is_summed_up_not_listed(client, staff):
     assert "3 pieces; the first missing byte is at 512\xa0bytes" in html
 
 
+def test_deleting_a_fragmented_upload_counts_its_runs_and_lists_none(client, staff):
+    going = engine.start(staff, Upload.Protocol.FLOW, filename="many.bin", size=4000)
+    for start in range(0, 4000, 2):
+        engine.write(going, engine.Piece(start, 1, io.BytesIO(b"m")))
+    page = client.get(f"/admin/uploads/upload/{going.pk}/delete/").content.decode()
+    assert "many.bin" in page
+    assert "2000" in page  # the runs, counted in the summary
+    assert "Received range:" not in page
+    html = client.get(f"/admin/uploads/upload/{going.pk}/change/").content.decode()
+    assert "2000 pieces; the first missing byte is at 1\xa0byte" in html
+    deleted = client.post(f"/admin/uploads/upload/{going.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302
+    assert not Upload.objects.filter(pk=going.pk).exists()
+
+
 def test_view_on_site_opens_the_uploads_row_on_the_upload_page(client, staff):
     upload = engine.start(staff, Upload.Protocol.FLOW, filename="report.pdf", size=3)
     change_page = client.get(f"/admin/uploads/upload/{upload.pk}/change/").content.decode()

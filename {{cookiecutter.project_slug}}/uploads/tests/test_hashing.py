@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from uploads import engine, sha256, staging
-from uploads.engine import hashing
+from uploads.engine.runs import Around
 from uploads.errors import BadRequest
 from uploads.models import Upload
 
@@ -236,10 +236,16 @@ def test_without_hashing_as_bytes_arrive_the_finisher_hashes_the_whole_file(
     assert read_back["bytes"] == len(data)
 
 
-def test_a_contiguous_end_is_where_the_bytes_from_zero_end():
-    assert hashing.contiguous_end([]) == 0
-    assert hashing.contiguous_end([[5, 9]]) == 0
-    assert hashing.contiguous_end([[0, 9], [12, 20]]) == 9
+def test_the_bytes_from_zero_end_where_the_recording_could_tell():
+    """What catch_up() is told: the run from 0 as the piece's read saw it, joined."""
+
+    def after(start, end, right_end=None, from_zero=0):
+        return Around(start, end, None, None, None, right_end, from_zero).from_zero_after()
+
+    assert after(0, 10) == 10
+    assert after(10, 20, from_zero=10) == 20
+    assert after(10, 20, right_end=30, from_zero=10) == 30
+    assert after(20, 30, from_zero=10) == 10, "a piece past a gap moves nothing"
 
 
 @pytest.mark.server

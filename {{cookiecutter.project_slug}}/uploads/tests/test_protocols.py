@@ -295,8 +295,9 @@ def test_csrf_token_is_required_in_the_header(user, protocol):
 def test_a_chunk_costs_at_most_four_queries(alice, protocol, method):
     """
     Once the session is known to the worker (access.recently_checked): find the
-    upload, read its ranges under the byte-range lock, and after writing read
-    them again and record the chunk with one conditional UPDATE.
+    upload, read its progress and the runs around the chunk under the
+    byte-range lock, and after writing count the bytes and extend the run
+    (one transaction, no savepoint when already in one).
     """
     prefix, url = protocol
     data = data_of(6 * CHUNK)
