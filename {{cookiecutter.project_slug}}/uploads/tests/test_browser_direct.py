@@ -218,6 +218,8 @@ def test_cancel_aborts_the_multipart_upload(open_page, tmp_path, bucket_proxy):
     tab.wait_until(lambda: multipart_uploads(bucket) == [], "the multipart upload aborted")
     assert tab.api(f"/uploads/api/uploads/{upload['id']}/")["status"] == "cancelled"
     # Chosen again after a cancel: a new upload, from its first part.
+    tab.row("mistake.bin").get_by_role("button", name="Remove").click()
+    expect(tab.row("mistake.bin")).to_have_count(0)
     again = part_puts(tab.page, proxy)
     tab.choose(path)
     second = wait_complete(tab, "mistake.bin")

@@ -89,14 +89,6 @@ function nameCreated(init) {
   }
 }
 
-function jsonOf(text) {
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    return null;
-  }
-}
-
 export function s3Driver(config, hooks) {
   watchRoutes(config.companion, hooks.headers["X-CSRFToken"]);
   // A module of 600 KB, loaded only on a page in direct mode; files chosen
@@ -149,40 +141,18 @@ export function s3Driver(config, hooks) {
     hooks.progress(native, native.siteId ? JSON.stringify({id: native.siteId}) : "");
   };
 
-  // The multipart upload exists: kept for a reload, and the site's upload
-  // found, so that the page can ask about it and a form can hold it.
+  // The multipart upload exists: kept for a reload. The routes name it by
+  // the site's upload id (the status API's), which a form's field holds.
   const created = (native, state) => {
     native.key = state.key;
+    native.siteId = state.uploadId;
     keep(native.uniqueIdentifier, state);
-    const answer = jsonOf((answers.get("name:" + native.name) || {}).text);
-    if (answer && answer.id) native.siteId = answer.id;
-    else siteUpload(native).then((upload) => { if (upload) native.siteId = upload.id; });
   };
 
-  // The routes answer as Companion does ({key, uploadId}): the site's own
-  // record is the newest direct upload of this name and size.
-  const siteUpload = async (native) => {
-    try {
-      const response = await fetch(config.api, {credentials: "same-origin", headers: {Accept: "application/json"}});
-      const uploads = (await response.json()).results || [];
-      return uploads.find((upload) => upload.protocol === "s3" && upload.filename === native.name &&
-        (upload.size === null || upload.size === native.size) && upload.status === "uploading") || null;
-    } catch (e) {
-      return null;
-    }
-  };
-
-  const succeeded = async (native) => {
+  const succeeded = (native) => {
     release(native);
     keep(native.uniqueIdentifier, null);
-    const answer = jsonOf((answers.get(native.key) || {}).text) || {};
-    if (!answer.id && !native.siteId) {
-      // Looked for while it is still "uploading" could come too late: by name and size, any state.
-      const upload = await siteUpload(native);
-      native.siteId = upload ? upload.id : null;
-    }
-    const id = answer.id || native.siteId;
-    hooks.success(native, JSON.stringify(id ? {...answer, id} : answer));
+    hooks.success(native, JSON.stringify({id: native.siteId}));
   };
 
   // A refusal of a route says what the site said; a failed PUT to the bucket
@@ -198,15 +168,22 @@ export function s3Driver(config, hooks) {
       return hooks.error(native, text, 400, null);
     }
     const answer = answers.get(native.key) || answers.get("name:" + native.name) || {status: 0, text: "", retryAfter: null};
+    if (answer.status === 200) {
+      // The routes answered, yet AwsS3 gave up: a bucket's answer it cannot use
+      // (no ETag: the bucket's CORS rule does not expose it). Not transient.
+      const detail = t("the bucket's answer could not be used: %(error)s", {error: error && error.message});
+      return hooks.error(native, JSON.stringify({error: detail}), 400, null);
+    }
     // The saved upload is gone (cancelled elsewhere, expired): the next try starts anew.
     if ([404, 410].includes(answer.status) && native.key) forget(native);
-    hooks.error(native, answer.text, answer.status === 200 ? 0 : answer.status, answer.retryAfter);
+    hooks.error(native, answer.text, answer.status, answer.retryAfter);
   };
 
   const forget = (native) => {
     keep(native.uniqueIdentifier, null);
     native.uppy.setFileState(native.id, {s3Multipart: undefined});
     native.key = null;
+    native.siteId = null;
   };
 
   const add = async (files) => {
@@ -228,8 +205,7 @@ export function s3Driver(config, hooks) {
       const saved = savedUploads()[native.uniqueIdentifier];
       if (saved) {
         uppy.setFileState(id, {s3Multipart: saved});
-        native.key = saved.key;
-        siteUpload(native).then((upload) => { if (upload) native.siteId = upload.id; });
+        created(native, saved);
       }
       uppy.on("upload-progress", (_, progress) => progressed(native, progress.bytesUploaded));
       uppy.on("upload-success", () => succeeded(native));
