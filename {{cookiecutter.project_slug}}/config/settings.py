@@ -295,6 +295,19 @@ UPLOADS_MAX_ACTIVE_UPLOADS = env.str(
     "UPLOADS_MAX_ACTIVE_UPLOADS", default=upload_defaults["MAX_ACTIVE_UPLOADS"]
 )
 
+# --- Straight into the bucket ----------------------------------------------
+# https://uppy.io/docs/aws-s3/
+# With UPLOADS_DIRECT and a bucket, browsers upload into the bucket through
+# signed requests (Uppy's AwsS3 plugin with companionEndpoint
+# "/uploads/companion"); the site signs, checks the limits and keeps the
+# record. The bucket needs the CORS rule the README gives.
+
+UPLOADS_DIRECT = env.bool("UPLOADS_DIRECT", default=upload_defaults["DIRECT"])
+UPLOADS_DIRECT_PREFIX = env.str("UPLOADS_DIRECT_PREFIX", default=upload_defaults["DIRECT_PREFIX"])
+UPLOADS_DIRECT_URL_LIFETIME = env.str(
+    "UPLOADS_DIRECT_URL_LIFETIME", default=upload_defaults["DIRECT_URL_LIFETIME"]
+)
+
 # --- Downloads behind nginx -------------------------------------------------
 # https://nginx.org/en/docs/http/ngx_http_core_module.html#internal
 # Set to the internal location of deploy/nginx.conf ("/protected-media/") to

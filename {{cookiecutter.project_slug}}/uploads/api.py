@@ -6,6 +6,7 @@ from django.utils.translation import gettext
 
 from . import engine
 from .access import UploadEndpoint
+from .direct.verifying import notice_posted
 from .errors import BadRequest, UploadNotFound
 from .models import Upload
 from .representation import upload_json
@@ -46,6 +47,8 @@ class UploadDetailView(UploadEndpoint):
         upload = self.get_upload(upload_id)
         # A client waiting on a finish whose process died is what notices it first.
         engine.take_over_if_stalled(upload)
+        # And a file it sent into the bucket with a signed POST, which tells nobody.
+        notice_posted(upload)
         return JsonResponse(upload_json(upload))
 
     def delete(self, request, upload_id):

@@ -43,6 +43,8 @@ SETTING_ERRORS = {
     "USER_QUOTA": ("uploads.E012", "Give the bytes one user may hold, such as 536870912000."),
     "MAX_ACTIVE_UPLOADS": ("uploads.E012", "Give how many unfinished uploads a user may have."),
     "MIN_FREE_BYTES": ("uploads.E013", "Give the bytes to keep free, such as 1073741824 (1 GiB)."),
+    "DIRECT_PREFIX": ("uploads.E015", "Write a key prefix ending in /, such as direct/."),
+    "DIRECT_URL_LIFETIME": ("uploads.E015", "Write a duration from 1s to 7d, such as 15m."),
 }
 
 
@@ -131,6 +133,33 @@ def check_staging_bucket(app_configs, **kwargs):
             hint="Set AWS_STORAGE_BUCKET_NAME (and AWS_S3_ENDPOINT_URL outside AWS), "
             "or write UPLOADS_STAGING=local.",
             id="uploads.E014",
+        )
+    ]
+
+
+@checks.register(checks.Tags.files)
+def check_direct_bucket(app_configs, **kwargs):
+    """Direct uploads go into the bucket that holds the finished files: they are those files."""
+    if not upload_settings.DIRECT:
+        return []
+    bucket = getattr(settings, "AWS_STORAGE_BUCKET_NAME", "")
+    try:
+        storage = storages[upload_settings.STORAGE]
+    except ImproperlyConfigured:  # also InvalidStorageError: uploads.E007
+        return []
+    if bucket and getattr(storage, "bucket_name", None) == bucket:
+        return []
+    problem = (
+        "no bucket is named: AWS_STORAGE_BUCKET_NAME is empty"
+        if not bucket
+        else f"the storage {upload_settings.STORAGE!r} (UPLOADS_STORAGE) is not that bucket"
+    )
+    return [
+        checks.Error(
+            f"UPLOADS_DIRECT is on, but {problem}.",
+            hint="Set AWS_STORAGE_BUCKET_NAME (and AWS_S3_ENDPOINT_URL outside AWS) so that "
+            "finished files are kept in the bucket, or turn UPLOADS_DIRECT off.",
+            id="uploads.E015",
         )
     ]
 

@@ -75,7 +75,21 @@ DEFAULTS = {
     # Run cleanup_uploads (hourly) and verify_uploads (weekly) from Celery's
     # beat schedule, for sites on a broker that use no cron or systemd timer.
     "CELERY_BEAT": False,
+    # Let browsers upload straight into AWS_STORAGE_BUCKET_NAME through the
+    # Companion-compatible routes under /uploads/companion/s3/ (Uppy's AwsS3
+    # plugin): the site signs each request and keeps the record, no byte of
+    # the file passes through it. Off: those routes answer 404.
+    "DIRECT": False,
+    # Key prefix in the bucket under which direct uploads go, one folder per
+    # user (<prefix><user id>/<upload id>/<name>); the client never names a key.
+    "DIRECT_PREFIX": "direct/",
+    # Duration a signed part URL or signed POST may be used for. Short: a URL
+    # that leaks writes only its one part of its one upload, until then.
+    "DIRECT_URL_LIFETIME": timedelta(minutes=15),
 }
+
+# The longest a SigV4 presigned URL may live (S3 refuses longer).
+LONGEST_SIGNED_URL = timedelta(days=7)
 
 # The browser clients the widget can drive, and the endpoint each one talks to.
 CLIENTS = {"flow.js": "flow", "resumable.js": "resumable"}
@@ -191,6 +205,23 @@ class UploadSettings:
                 f"UPLOADS_STAGING_PREFIX must be a key prefix ending in /, not {value!r}."
             )
         return value
+
+    def _clean_direct_prefix(self, value):
+        # Under its own folder, like the staging prefix: the user's id comes next.
+        if not isinstance(value, str) or not value.endswith("/") or value.startswith("/"):
+            raise ImproperlyConfigured(
+                f"UPLOADS_DIRECT_PREFIX must be a key prefix ending in /, not {value!r}."
+            )
+        return value
+
+    def _clean_direct_url_lifetime(self, value):
+        duration = self._duration("DIRECT_URL_LIFETIME", value)
+        if not timedelta(seconds=1) <= duration <= LONGEST_SIGNED_URL:
+            raise ImproperlyConfigured(
+                f"UPLOADS_DIRECT_URL_LIFETIME: {value!r} is not between 1s and 7d, "
+                "the longest a signed S3 URL may live."
+            )
+        return duration
 
     def _clean_client(self, value):
         if value not in CLIENTS:

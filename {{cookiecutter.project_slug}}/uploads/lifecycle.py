@@ -38,6 +38,8 @@ from django.utils import timezone
 
 from . import engine, locks, staging
 from .conf import upload_settings
+from .direct.bucket import direct_bucket
+from .direct.verifying import notice_posted
 from .engine import leases, transitions
 from .errors import Busy, StagingUnavailable
 from .models import Upload
@@ -101,6 +103,8 @@ def _recover_stalled(report, now, dry_run, log):
 def _expire_uploads(report, before, dry_run, log):
     due = Upload.objects.filter(status=Status.UPLOADING, expires__lte=before).order_by("expires")
     for upload in due.iterator():
+        if not dry_run and notice_posted(upload):
+            continue  # its file is in the bucket (a signed POST): being verified now
         freed = _disk_usage(staging.backend.path_for(upload))
         if dry_run:
             expired = True
@@ -169,10 +173,15 @@ def _remove_abandoned(report, before, dry_run, log):
             Upload.objects.filter(pk__in=ids, status__in=Upload.ACTIVE).values_list("pk", flat=True)
         )
 
-    try:
-        removed = staging.backend.remove_abandoned(active=active, before=before, dry_run=dry_run)
-    except StagingUnavailable as exc:
-        raise StagingUnreachable(exc.message) from exc
+    backends = [staging.backend]
+    if upload_settings.DIRECT:
+        backends.append(direct_bucket)  # multipart uploads begun by browsers
+    removed = []
+    for backend in backends:
+        try:
+            removed += backend.remove_abandoned(active=active, before=before, dry_run=dry_run)
+        except StagingUnavailable as exc:
+            raise StagingUnreachable(exc.message) from exc
     for name, size in removed:
         report.removed.append(Removal(name, size, "owned by no active upload"))
         log(f"{_would(dry_run, 'removed')} {name} (owned by no active upload), {size} bytes")

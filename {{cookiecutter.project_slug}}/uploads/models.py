@@ -61,6 +61,8 @@ class Upload(models.Model):
         RESUMABLE = "resumable", "resumable.js"
         TUS = "tus", "tus"
         CHUNKED = "chunked", "Content-Range"
+        # Straight into the bucket (uploads/direct/): the site only signs.
+        S3 = "s3", "S3 direct (Uppy)"
 
     # Statuses in which an upload still owns its client identifier.
     ACTIVE = (Status.UPLOADING, Status.PROCESSING)

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from . import api, views
@@ -21,6 +21,8 @@ urlpatterns = [
     path("tus/<str:upload_id>", csrf_exempt(TusView.as_view()), name="tus"),
     path("chunked/", csrf_exempt(ContentRangeView.as_view()), name="chunked"),
     path("chunked/complete/", csrf_exempt(CompleteView.as_view()), name="chunked-complete"),
+    # Straight into the bucket: what Uppy's AwsS3 plugin calls (uploads/direct/).
+    path("companion/", include("uploads.direct.urls")),
     path("api/uploads/", csrf_exempt(api.UploadListView.as_view()), name="api-list"),
     path(
         "api/uploads/<uuid:upload_id>/",

@@ -112,7 +112,7 @@ def expire_if_due(upload, *, before=None):
     """expire(), answering whether this call expired the upload (cleanup_uploads counts)."""
     before = before or timezone.now()
     try:
-        with staging.backend.open_locked(upload):
+        with staging.for_upload(upload).open_locked(upload):
             expired = _mark_expired(upload, before)
     except staging.Gone:
         # No staged bytes (never written, or already removed): only the record.

@@ -179,12 +179,15 @@ def start(
     chunk_size=None,
     relative_path="",
     metadata=None,
+    stage=None,
 ):
     """
     Create an upload's record and its empty staging file. size None defers the
     file's size: a later piece with a size gives it, and until then the upload
     cannot complete and takes bytes up to UPLOADS_MAX_BYTES. metadata: what the
     client said of the file, kept whole (tus's Upload-Metadata, for HEAD).
+    stage(upload): makes the place for its bytes instead of the staging backend
+    (see _create).
     """
     check_declared_file(filename, size)
     return _create(
@@ -196,6 +199,7 @@ def start(
         chunk_size=chunk_size,
         relative_path=relative_path,
         metadata=metadata,
+        stage=stage,
     )
 
 
@@ -229,13 +233,28 @@ def _still_needed():
 
 
 def _create(
-    owner, protocol, *, filename, size, client_id, chunk_size, relative_path, metadata=None
+    owner,
+    protocol,
+    *,
+    filename,
+    size,
+    client_id,
+    chunk_size,
+    relative_path,
+    metadata=None,
+    stage=None,
 ):
-    """The upload's record and empty staging file, within the user's limits and the disk's."""
+    """
+    The upload's record and empty staging file, within the user's limits and the disk's.
+    stage: what makes the place its bytes go instead (a direct upload's multipart
+    upload in the bucket), so no staging file and no staging disk's room.
+    """
     with transaction.atomic():
         # The user's limits first: a refusal that waiting does not change.
         quotas.check_room(owner, size)
-        check_free_space(size)
+        if stage is None:
+            check_free_space(size)
+            stage = staging.backend.create
         now = timezone.now()
         upload = Upload.objects.create(
             owner=owner,
@@ -252,7 +271,7 @@ def _create(
             expires=now + upload_settings.EXPIRATION,
         )
         # In the same transaction: staging that cannot be made leaves no record.
-        staging.backend.create(upload)
+        stage(upload)
         transitions.started(upload)
     return upload
 

@@ -96,7 +96,7 @@ def move(upload, source, target, *, where=None, **values):
     for name, value in values.items():
         setattr(upload, name, value)
     if edge.drops_staging:
-        staging.backend.remove(upload)
+        staging.for_upload(upload).remove(upload)
     if edge.signal is not None:
         extra = {name: getattr(upload, name) for name in edge.signal_fields}
         edge.signal.send(sender=Upload, upload=upload, **extra)

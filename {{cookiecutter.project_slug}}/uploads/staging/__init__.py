@@ -23,7 +23,16 @@ BACKENDS = {
 # Settings a backend reads when it is built: a change builds it again.
 BUILT_FROM = ("UPLOADS_STAGING", "AWS_S3_ENDPOINT_URL", "AWS_S3_REGION_NAME")
 
-__all__ = ["BACKENDS", "BLOCK_SIZE", "Gone", "StagingBackend", "backend", "drain", "has_more"]
+__all__ = [
+    "BACKENDS",
+    "BLOCK_SIZE",
+    "Gone",
+    "StagingBackend",
+    "backend",
+    "drain",
+    "for_upload",
+    "has_more",
+]
 
 
 class ChosenBackend(LazyObject):
@@ -33,6 +42,19 @@ class ChosenBackend(LazyObject):
 
 
 backend = ChosenBackend()
+
+
+def for_upload(upload):
+    """
+    Where this upload's bytes are kept until it is finished: the chosen
+    backend, except for a direct upload (protocol s3), whose bytes went
+    straight into the bucket (uploads/direct/bucket.py).
+    """
+    if upload.protocol == "s3":
+        from ..direct.bucket import direct_bucket  # it builds on this package
+
+        return direct_bucket
+    return backend
 
 
 @receiver(setting_changed)
