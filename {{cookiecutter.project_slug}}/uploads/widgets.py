@@ -41,7 +41,7 @@ MIN_PART_SIZE = 5 * 1024**2
 
 def direct_mode():
     """Whether the widget sends straight to the bucket: UPLOADS_DIRECT, and a bucket to send to."""
-    return bool(getattr(upload_settings, "DIRECT", False) and settings.AWS_STORAGE_BUCKET_NAME)
+    return bool(upload_settings.DIRECT and settings.AWS_STORAGE_BUCKET_NAME)
 
 
 def widget_config(*, single=False):
