@@ -65,7 +65,7 @@ function watchRoutes(endpoint, token) {
     const headers = new Headers(init.headers);
     headers.set("X-CSRFToken", token);
     headers.set("Accept", "application/json");
-    const about = url.searchParams.get("key") || "name:" + nameCreated(init);
+    const about = url.searchParams.get("key") || "name:" + (url.searchParams.get("filename") || nameCreated(init));
     let response;
     try {
       response = await pageFetch(input, {...init, headers, credentials: "same-origin"});
@@ -80,7 +80,8 @@ function watchRoutes(endpoint, token) {
   };
 }
 
-// The file name a create request (POST multipart) names.
+// The file name a create request (POST multipart) names; a signed POST's
+// request (GET params) names it in its query.
 function nameCreated(init) {
   try {
     return JSON.parse(init.body).filename || "";
@@ -133,6 +134,7 @@ export function s3Driver(config, hooks) {
   const progressed = (native, bytesUploaded) => {
     const state = native.uppy.getFile(native.id).s3Multipart;
     if (state && !native.key) created(native, state);
+    if (!native.siteId) native.siteId = postedId(native);
     // What the bucket already had (listed on resuming) was not sent by this page.
     if (native.base === null || listed.delete(native.key)) native.base = bytesUploaded;
     if (bytesUploaded > native.base) native.sent += bytesUploaded - native.base;
@@ -149,8 +151,19 @@ export function s3Driver(config, hooks) {
     keep(native.uniqueIdentifier, state);
   };
 
+  // A file under S3's smallest part goes as one signed POST, whose answer
+  // (GET params) names the site's upload; the status API notices the object.
+  const postedId = (native) => {
+    try {
+      return JSON.parse(answers.get("name:" + native.name).text).uploadId || null;
+    } catch (e) {
+      return null;
+    }
+  };
+
   const succeeded = (native) => {
     release(native);
+    if (!native.siteId) native.siteId = postedId(native);
     keep(native.uniqueIdentifier, null);
     hooks.success(native, JSON.stringify({id: native.siteId}));
   };
