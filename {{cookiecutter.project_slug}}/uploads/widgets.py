@@ -5,6 +5,10 @@ The page (`/uploads/`) and ResumableFileWidget (any form) draw the same
 template and run the same native ES modules, entered at uploads/js/main.js.
 Their settings are passed in a JSON <script> inside the widget, built here
 from uploads.conf, so that no number is hard-coded in JavaScript.
+
+In direct mode (UPLOADS_DIRECT with a bucket) the widget sends straight to the
+bucket instead, through Uppy's AwsS3 plugin and the site's Companion-compatible
+routes (uploads/js/drivers/s3.js): the same rows, buttons and resuming.
 """
 
 import uuid
@@ -13,6 +17,7 @@ from django import forms
 from django.conf import settings
 from django.db.models.fields.files import FieldFile
 from django.shortcuts import resolve_url
+from django.templatetags.static import static
 from django.urls import reverse
 
 from .conf import CLIENTS, upload_settings
@@ -28,16 +33,43 @@ CLIENT_SCRIPTS = {
 }
 
 
+# The vendored Uppy bundle (an ES module) that the s3 driver imports itself.
+UPPY_MODULE = "uploads/vendor/uppy/uppy.min.mjs"
+# S3's smallest part but the last: a smaller UPLOADS_CHUNK_SIZE is raised to it.
+MIN_PART_SIZE = 5 * 1024**2
+
+
+def direct_mode():
+    """Whether the widget sends straight to the bucket: UPLOADS_DIRECT, and a bucket to send to."""
+    return bool(upload_settings.DIRECT and settings.AWS_STORAGE_BUCKET_NAME)
+
+
 def widget_config(*, single=False):
     """What the widget's script needs to know, as JSON-ready data."""
+    if direct_mode():
+        return {
+            **_common_config(single),
+            # Uploads of the s3 protocol, sent by Uppy's AwsS3 plugin to the
+            # routes under <companion>/s3/, parts of chunkSize bytes.
+            "protocol": "s3",
+            "companion": reverse("uploads:index") + "companion",
+            "uppy": static(UPPY_MODULE),
+            "chunkSize": max(upload_settings.CHUNK_SIZE, MIN_PART_SIZE),
+        }
     protocol = CLIENTS[upload_settings.CLIENT]
     return {
+        **_common_config(single),
         # "flow" or "resumable": which client drives the widget, and the
         # protocol its uploads show in the status API.
         "protocol": protocol,
         "target": reverse(f"uploads:{protocol}"),
-        "api": reverse("uploads:api-list"),
         "chunkSize": upload_settings.CHUNK_SIZE,
+    }
+
+
+def _common_config(single):
+    return {
+        "api": reverse("uploads:api-list"),
         "simultaneousChunks": upload_settings.SIMULTANEOUS_CHUNKS,
         "maxBytes": upload_settings.MAX_BYTES,
         "allowedExtensions": sorted(upload_settings.ALLOWED_EXTENSIONS),
@@ -48,12 +80,14 @@ def widget_config(*, single=False):
 
 
 def widget_media():
+    # In direct mode the s3 driver imports Uppy itself: no classic script.
+    client = [] if direct_mode() else [CLIENT_SCRIPTS[upload_settings.CLIENT]]
     return forms.Media(
         css={"all": ["uploads/css/uploads.css"]},
         js=[
             # window.gettext for the widget's words, before its module runs.
             reverse("javascript-catalog"),
-            CLIENT_SCRIPTS[upload_settings.CLIENT],
+            *client,
             forms.Script("uploads/js/main.js", type="module"),
         ],
     )

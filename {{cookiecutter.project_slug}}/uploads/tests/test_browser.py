@@ -374,6 +374,7 @@ def test_the_widget_modules_load_under_their_hashed_names(open_page, tmp_path):
         "drivers/common.js",
         "drivers/flow.js",
         "drivers/resumable.js",
+        "drivers/s3.js",
         "views/announcer.js",
         "views/drop_zone.js",
         "views/list.js",

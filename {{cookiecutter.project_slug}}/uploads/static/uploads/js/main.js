@@ -1,7 +1,8 @@
 /*
  * The upload widget's entry point, on the upload page and inside forms
  * (uploads.widgets.ResumableFileWidget, the admin's included). Loaded as a
- * native ES module, after the vendored client's classic script; no build step.
+ * native ES module, after the vendored client's classic script (in direct
+ * mode the s3 driver imports the vendored Uppy module itself); no build step.
  *
  * For every [data-upload-widget] it reads the settings the server wrote into
  * the widget's JSON <script> (never hard-coded here), builds a queue (core.js)
@@ -18,12 +19,14 @@ import {StatusApi, csrfToken} from "./api.js";
 import {UploadQueue} from "./core.js";
 import {flowDriver} from "./drivers/flow.js";
 import {resumableDriver} from "./drivers/resumable.js";
+import {s3Driver} from "./drivers/s3.js";
 import {bindDropZone} from "./views/drop_zone.js";
 import {keepListCurrent} from "./views/list.js";
 import {showOverall} from "./views/overall.js";
 import {showRows} from "./views/rows.js";
 
-const DRIVERS = {flow: flowDriver, resumable: resumableDriver};
+// "s3": straight into the bucket (direct mode), through Uppy's AwsS3 plugin.
+const DRIVERS = {flow: flowDriver, resumable: resumableDriver, s3: s3Driver};
 const PAGE_EVENTS = ["started", "complete", "failed", "cancelled"];
 const queues = [];
 
