@@ -20,6 +20,7 @@ finish as a function of an id: the web process's thread runs it, and so does
 the Celery task (uploads/tasks.py) when a broker is configured.
 """
 
+import hashlib
 import logging
 import threading
 from contextlib import suppress
@@ -186,7 +187,13 @@ def finish(upload, *, expected=None):
         leases.forget_broken_connection()
         return upload
     except staging.Gone:
-        _fail(upload, "finishing stopped after the staged bytes were gone; upload it again")
+        try:
+            recorded = _finish_from_storage(upload, heartbeat)
+        except leases.LeaseLost as exc:
+            logger.info("upload %s: left to the run finishing it: %s", upload.pk, exc)
+            return upload
+        if not recorded:
+            _fail(upload, "finishing stopped after the staged bytes were gone; upload it again")
         return upload
     except Exception as exc:
         logger.exception("upload %s could not be finished", upload.pk)
@@ -225,6 +232,38 @@ def _store(upload, progress):
         if isinstance(exc, leases.LeaseLost | DatabaseError):
             raise
         raise StoringFailed(str(exc) or type(exc).__name__) from exc
+
+
+def _finish_from_storage(upload, progress):
+    """
+    A `processing` upload whose staged bytes are gone has had them removed by
+    its record as `complete`, and only once the file was stored whole under
+    its fixed name: if that record is not there now, it was lost after the
+    fact (a database that lost its last commits in a power cut, as SQLite's
+    synchronous=NORMAL and PostgreSQL's synchronous_commit=off may). Then the
+    stored file, if it has the upload's size, is hashed and recorded. True if so.
+    """
+    storage = upload.file.storage
+    name = upload.file.field.generate_filename(upload, upload.name)
+    try:
+        if not storage.exists(name) or storage.size(name) != upload.size:
+            return False
+        digest = hashlib.sha256()
+        with storage.open(name, "rb") as stored:
+            for block in stored.chunks(staging.BLOCK_SIZE):
+                digest.update(block)
+                progress()
+    except leases.LeaseLost:
+        raise
+    except Exception as exc:  # the storage's own errors: OSError, botocore's
+        logger.warning("upload %s: its stored file could not be read: %s", upload.pk, exc)
+        return False
+    logger.warning(
+        "upload %s: its staged bytes were gone, its stored file was whole: recorded from it",
+        upload.pk,
+    )
+    _record_complete(upload, digest.hexdigest(), name)
+    return True
 
 
 def _record_complete(upload, digest, name):

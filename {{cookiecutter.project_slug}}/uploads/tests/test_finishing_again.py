@@ -184,6 +184,38 @@ def test_finishing_a_finished_upload_again_changes_nothing(user, sent):
     assert sent == {"completed": [upload.pk], "failed": []}
 
 
+@pytest.mark.parametrize("stored", ["whole", "missing"])
+def test_a_complete_record_lost_after_the_staged_bytes_went_is_made_again_from_the_stored_file(
+    user, sent, stored
+):
+    """A database that lost its last commits (a power cut, with SQLite's
+    synchronous=NORMAL or PostgreSQL's synchronous_commit=off) can bring back
+    an upload as `processing` whose record as `complete` had removed its staged
+    bytes: the stored file is hashed and recorded, once; without it, `failed`."""
+    data = random.Random(12).randbytes(3 * 65536 + 5)
+    upload = whole_but_not_finished(user, data)
+    finishing.finish(upload)
+    upload.refresh_from_db()
+    assert upload.status == Status.COMPLETE
+    if stored == "missing":
+        upload.file.storage.delete(upload.file.name)
+    # The record as it was before the lost commit: processing, its lease run out.
+    Upload.objects.filter(pk=upload.pk).update(
+        status=Status.PROCESSING, sha256="", file="", finishing_until=timezone.now()
+    )
+    sent["completed"].clear()
+    engine.finish_upload(upload.pk)
+    upload.refresh_from_db()
+    if stored == "whole":
+        assert upload.status == Status.COMPLETE
+        assert upload.sha256 == hashlib.sha256(data).hexdigest()
+        assert upload.file.read() == data
+        assert sent["completed"] == [upload.pk]
+    else:
+        assert upload.status == Status.FAILED
+        assert sent["completed"] == []
+
+
 @pytest.mark.server
 def test_a_gunicorn_worker_killed_while_finishing_is_taken_over_once_its_lease_ran_out(tmp_path):
     database = tmp_path / "db.sqlite3"
