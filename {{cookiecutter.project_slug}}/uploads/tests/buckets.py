@@ -22,6 +22,34 @@ from .servers import free_port
 START_TIMEOUT = 30
 
 
+def direct_env(bucket, endpoint):
+    """A site's settings for direct uploads into `bucket` at `endpoint` (moto)."""
+    return {
+        "UPLOADS_DIRECT": "True",
+        "AWS_STORAGE_BUCKET_NAME": bucket,
+        "AWS_S3_ENDPOINT_URL": endpoint,
+        "AWS_S3_REGION_NAME": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+
+def readme_cors(origin):
+    """The README's CORS rule for direct uploads: the site's origin may PUT parts
+    and POST small files, and read the ETag S3 answers a part with."""
+    return {
+        "CORSRules": [
+            {
+                "AllowedOrigins": [origin],
+                "AllowedMethods": ["PUT", "POST"],
+                "AllowedHeaders": ["*"],
+                "ExposeHeaders": ["ETag"],
+                "MaxAgeSeconds": 3600,
+            }
+        ]
+    }
+
+
 @contextmanager
 def moto_server():
     """Yields the endpoint URL of a moto S3 server, stopped afterwards."""

@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from . import servers, test_browser
-from .buckets import moto_server
+from .buckets import direct_env, moto_server, readme_cors
 from .test_browser import Page, expect, make_file, sha256
 from .throttle import ThrottlingProxy
 
@@ -62,32 +62,9 @@ def site(tmp_path_factory, bucket_proxy):
     bucket, proxy = bucket_proxy
     folder = tmp_path_factory.mktemp("direct") / "site"
     site = servers.Site(folder, f"sqlite:///{folder / 'db.sqlite3'}", workers=3)
-    site.env.update(
-        {
-            "UPLOADS_DIRECT": "True",
-            "UPLOADS_CHUNK_SIZE": str(PART),
-            "AWS_STORAGE_BUCKET_NAME": BUCKET,
-            "AWS_S3_ENDPOINT_URL": proxy.url,
-            "AWS_S3_REGION_NAME": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-        }
-    )
+    site.env.update({**direct_env(BUCKET, proxy.url), "UPLOADS_CHUNK_SIZE": str(PART)})
     # The README's rule: PUT from the site's origin, ETag readable by its pages.
-    bucket.put_bucket_cors(
-        Bucket=BUCKET,
-        CORSConfiguration={
-            "CORSRules": [
-                {
-                    "AllowedOrigins": [site.url],
-                    "AllowedMethods": ["PUT", "POST"],
-                    "AllowedHeaders": ["*"],
-                    "ExposeHeaders": ["ETag"],
-                    "MaxAgeSeconds": 3000,
-                }
-            ]
-        },
-    )
+    bucket.put_bucket_cors(Bucket=BUCKET, CORSConfiguration=readme_cors(site.url))
     folder.mkdir(parents=True)
     site.start()
     yield site

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from . import servers
-from .buckets import moto_server
+from .buckets import direct_env, moto_server, readme_cors
 from .test_s3_hosts import FINISHED_BY_CELERY, Worker, broker_url
 
 sync_api = pytest.importorskip(
@@ -58,22 +58,6 @@ window.uppy = uppy;
 """
 
 
-def bucket_cors(origin):
-    """The README's CORS rule: the site's origin may PUT parts and POST small files,
-    and read the ETag S3 answers a part with."""
-    return {
-        "CORSRules": [
-            {
-                "AllowedOrigins": [origin],
-                "AllowedMethods": ["PUT", "POST"],
-                "AllowedHeaders": ["*"],
-                "ExposeHeaders": ["ETag"],
-                "MaxAgeSeconds": 3600,
-            }
-        ]
-    }
-
-
 @pytest.fixture(scope="module")
 def direct_site(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("direct")
@@ -88,18 +72,8 @@ def direct_site(tmp_path_factory):
         )
         bucket.create_bucket(Bucket=BUCKET)
         site = servers.Site(tmp_path / "site", database_url, workers=2)
-        site.env.update(
-            {
-                "UPLOADS_DIRECT": "True",
-                "AWS_STORAGE_BUCKET_NAME": BUCKET,
-                "AWS_S3_ENDPOINT_URL": endpoint,
-                "AWS_S3_REGION_NAME": "us-east-1",
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "CELERY_BROKER_URL": broker,
-            }
-        )
-        bucket.put_bucket_cors(Bucket=BUCKET, CORSConfiguration=bucket_cors(site.url))
+        site.env.update({**direct_env(BUCKET, endpoint), "CELERY_BROKER_URL": broker})
+        bucket.put_bucket_cors(Bucket=BUCKET, CORSConfiguration=readme_cors(site.url))
         worker = Worker(tmp_path / "worker", site.env)
         try:
             site.folder.mkdir(parents=True)
