@@ -8,11 +8,13 @@ That is the only request of an upload that depends on the broker: the chunks
 before it write bytes and record ranges (the staging and the database),
 Content-Range's `complete` finishes the file in its own request, and a status
 read sends a finish only to take over one whose finisher stopped. So that one
-chunk, and no other, asks check() before its range is recorded
-(recording.record): a broker that takes no connection makes it
-BrokerUnavailable, `503` with Retry-After and nothing recorded, and the
-client's retry completes the file once the broker is back. A chunk that is
-not the last never waits for the broker.
+chunk, and no other, asks check(), inside the transaction that counts it,
+once the count says the file is whole (recording.record): a broker that takes
+no connection makes it BrokerUnavailable, `503` with Retry-After, the count
+undone, and the client's retry completes the file once the broker is back. A
+chunk that is not the last never waits for the broker. (Direct uploads'
+complete hands its check to the broker without asking: a broker lost there is
+the lease's to recover, as below.)
 
 The probe is a new connection to the broker (for Redis, its PING), about a
 millisecond once per file. A broker that failed a probe or a send is taken

@@ -52,7 +52,8 @@ Status = Upload.Status
 # A create or complete body: names and metadata, or up to 10,000 parts of ~60 bytes.
 MAX_JSON_BODY = 1024**2
 MAX_TYPE_CHARS = 255
-MIME_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+# Whole and ASCII: the type goes into a header of the request to the bucket.
+MIME_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+", re.ASCII)
 
 
 class DirectOff(UploadError):
@@ -320,7 +321,7 @@ def _text(value, name):
 def _content_type(value):
     if value in (None, ""):
         return "application/octet-stream"
-    if not isinstance(value, str) or len(value) > MAX_TYPE_CHARS or not MIME_TYPE.match(value):
+    if not isinstance(value, str) or len(value) > MAX_TYPE_CHARS or not MIME_TYPE.fullmatch(value):
         raise BadRequest(gettext("type must be a media type such as application/pdf"))
     return value
 

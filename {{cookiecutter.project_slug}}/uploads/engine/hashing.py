@@ -1,23 +1,30 @@
 """
 The SHA-256 of an upload, kept up to date as its bytes arrive, so that
-finishing hashes only what came out of order.
+finishing hashes only what is left.
 
 The upload's row holds the hash of its first `hashed_bytes` bytes as a saved
 state (`hash_state`, uploads/sha256.py). Three things move it on, each from
 the state it read and by a conditional UPDATE on `hashed_bytes`, so that of
 two that race one wins and the other's work is dropped, never mixed in:
 
-- in line: the request whose piece starts where the hashed bytes end feeds
-  the hash with the piece's bytes as it writes them to staging (writing.py)
-  and saves the new state in the UPDATE that records the piece (recording.py).
-  A file sent in order is hashed this way entirely, at no extra read;
-- catching up: a piece that lands past the hashed bytes (chunks sent in
-  parallel, or out of order) cannot be hashed yet. Once such bytes have
-  become contiguous behind the hashed ones, a request that just recorded a
-  piece reads them back from staging, from the page cache they were just
-  written to, at most CATCH_UP_BYTES per request, holding the upload's hasher
-  lock so that one request at a time reads (catch_up);
+- following: where staged bytes can be read back cheaply (local staging: from
+  the page cache they were just written to) and work may go on after an
+  answer (UPLOADS_FINISH_IN_BACKGROUND), a thread of the worker that took a
+  chunk reads back what has become contiguous behind the hashed bytes and
+  hashes it (follow). OpenSSL lets go of the GIL while it hashes, so this
+  runs on another core while the next chunk arrives: the answer to a chunk
+  never waits for its hash;
+- in line: elsewhere (S3 staging, where reading back is a GET), the request
+  whose piece starts where the hashed bytes end feeds the hash with the
+  piece's bytes as it writes them (writing.py), and saves the new state in
+  the UPDATE that counts the piece (recording.py): a file sent in order is
+  hashed at no extra read. A piece that lands past the hashed bytes (chunks
+  sent in parallel) is caught up by a later request once the bytes before it
+  are in, at most CATCH_UP_BYTES per request (catch_up);
 - finishing: the finisher continues the saved state over the rest (digest).
+
+One reader at a time holds the upload's hasher lock (the staging backend's),
+which chunks never wait for and the finisher's whole-file lock excludes.
 
 Only bytes that went into staging are hashed: in line, the bytes written, and
 counted only if they are recorded; otherwise bytes read back from staging,
@@ -32,12 +39,14 @@ the file once, from the first byte not hashed in line.
 
 import hashlib
 import logging
+import threading
 
+from django import db
 from django.db import DatabaseError
 
 from .. import sha256, staging
 from ..conf import upload_settings
-from ..errors import Busy, UploadError
+from ..errors import Busy, ChunkConflict, UploadError
 from ..models import Upload
 from . import runs
 
@@ -58,10 +67,11 @@ def enabled():
 def in_line(upload, offset):
     """
     The hash to feed with a piece at `offset` as it is written, or None when
-    the piece does not start where the hashed bytes end (or hashing as bytes
-    arrive is off). `upload` is as read under the piece's lock.
+    the piece does not start where the hashed bytes end, when a follower
+    hashes instead, or when hashing as bytes arrive is off. `upload` is as
+    read under the piece's lock.
     """
-    if not enabled() or offset != upload.hashed_bytes:
+    if not enabled() or offset != upload.hashed_bytes or _followed(upload):
         return None
     try:
         return sha256.ResumableSHA256.resume(upload.hash_state, upload.hashed_bytes)
@@ -85,20 +95,82 @@ def catch_up(upload, from_zero):
         return
     if not staging.backend.reads_unsealed(upload):
         return
-    budget = CATCH_UP_BYTES
+    if _followed(upload):
+        follow(upload.pk)
+        return
+    _catch_up_now(upload, CATCH_UP_BYTES)
+
+
+def _catch_up_now(upload, budget):
+    """Hash up to `budget` contiguous bytes; True if it read them all and more
+    are behind (the follower goes on), False once it is done or someone else is."""
     try:
         # Twice: one that held the lock looks again once it let go, for bytes
         # recorded by a request that found it held.
         for _ in range(2):
             with staging.backend.hasher_locked(upload, timeout=0) as handle:
                 budget -= _hash_forward(upload, handle, budget)
-            if budget <= 0 or not _behind(upload):
-                return
-    except (Busy, staging.Gone):
-        return  # another request is at it, or the upload is gone
+            if not _behind(upload):
+                return False
+            if budget <= 0:
+                return True
+    except (Busy, staging.Gone, Upload.DoesNotExist):
+        pass  # another request is at it, or the upload is gone
+    except ChunkConflict as exc:
+        # A staged piece missing (S3): the finisher reads what is left, once.
+        logger.info("upload %s: the hash is not caught up: %s", upload.pk, exc)
     except (UploadError, OSError, DatabaseError):
         # Catching up is an optimisation: the finisher hashes what is left.
         logger.exception("upload %s: catching the hash up failed", upload.pk)
+    return False
+
+
+# The uploads this process has a follower for, each with its "look again".
+_followers = {}
+_followers_guard = threading.Lock()
+
+
+def _followed(upload):
+    return upload_settings.FINISH_IN_BACKGROUND and staging.backend.reads_back_cheaply(upload)
+
+
+def follow(upload_id):
+    """
+    Have this process's follower of the upload hash what has become
+    contiguous: started if there is none, told to look again if there is.
+    One that finds another process's follower at work (the hasher lock held)
+    leaves it to that one, which looks again once it lets go.
+    """
+    with _followers_guard:
+        again = _followers.get(upload_id)
+        if again is not None:
+            again.set()
+            return
+        again = _followers[upload_id] = threading.Event()
+    threading.Thread(
+        target=_follower, args=(upload_id, again), name=f"hash-{upload_id}", daemon=True
+    ).start()
+
+
+def _follower(upload_id, again):
+    try:
+        upload = Upload.objects.get(pk=upload_id)
+        while True:
+            again.clear()
+            # A pass at a time: between them the finisher can take the lock
+            # (the follower stops once the upload is no longer uploading).
+            while _catch_up_now(upload, CATCH_UP_BYTES):
+                pass
+            with _followers_guard:
+                if not again.is_set():
+                    del _followers[upload_id]
+                    return
+    except Exception:  # the finisher hashes what is left; this must not take the worker down
+        logger.exception("upload %s: the hash follower stopped", upload_id)
+        with _followers_guard:
+            _followers.pop(upload_id, None)
+    finally:
+        db.connection.close()
 
 
 def digest(upload, handle, size, *, progress=None):

@@ -78,12 +78,6 @@ def record(upload, start, end, *, hold=False, size=None, hash_advance=None):
     if size is not None and upload.size is not None and size != upload.size:
         # Another request gave the size since writing.py checked it.
         raise BadRequest(size_changed(upload.size, size))
-    if not hold and upload.received_bytes + end - start == (
-        upload.size if upload.size is not None else size
-    ):
-        # Before the last byte is recorded: a file whose finish nobody can
-        # take now is refused with nothing recorded, and its chunk sent again.
-        finishing.check_finisher()
     now = timezone.now()
     expires = now + upload_settings.EXPIRATION
     lease = None if hold else leases.granted(now)
@@ -100,6 +94,12 @@ def record(upload, start, end, *, hold=False, size=None, hash_advance=None):
             hash_advance=hash_advance,
         )
         if counted is not None:
+            if counted[0] == Status.PROCESSING:
+                # This chunk completed the file (the database says so, whatever
+                # this request read before): a finish nobody can take now is
+                # refused, the transaction undoes the count, and the chunk is
+                # sent again.
+                finishing.check_finisher()
             runs.add(upload.pk, start, end, getattr(upload, "received_around", None))
     if counted is None:
         # It stopped uploading, or was given another size, since it was read.

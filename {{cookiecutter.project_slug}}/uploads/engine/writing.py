@@ -101,8 +101,10 @@ def write(upload, piece):
                 piece.offset + written,
                 hold=piece.hold,
                 size=piece.size,
+                # Only a hash of exactly the bytes recorded: a body cut off
+                # mid-part (S3) fed bytes that were not kept.
                 hash_advance=None
-                if prefix is None
+                if prefix is None or prefix.length != piece.offset + written
                 else (piece.offset, piece.offset + written, prefix.state()),
             ).finished
     except staging.Gone:

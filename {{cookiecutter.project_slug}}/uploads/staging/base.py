@@ -60,6 +60,12 @@ class StagingBackend:
         """
         return False
 
+    def reads_back_cheaply(self, upload):
+        """Whether reading bytes back just after writing them costs little more
+        than memory (the page cache): the engine then hashes them from
+        staging in a thread after the answer instead of in the request."""
+        return False
+
     def hashed(self, handle, start, end):
         """The engine hashed bytes [start, end), read back: a backend that kept
         them readable for that alone may now move them where seal() wants them."""

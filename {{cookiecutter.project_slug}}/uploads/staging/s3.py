@@ -193,7 +193,10 @@ class S3Staging(StagingBackend):
         once hashed, hashed() makes it its part with a copy inside the bucket.
         Gathered parts (tus, small chunks) are read by the finisher instead.
         """
-        return bool(upload.staging_ref) and self._direct(self._handle(upload))
+        # Uploads started before pieces were kept for hashing (a staging_ref of
+        # the older `<part size>:<UploadId>` form) have their chunks as parts.
+        ref = upload.staging_ref
+        return ref.startswith("{") and self._direct(self._handle(upload))
 
     def hasher_locked(self, upload, *, timeout=0):
         # A slot number no part has: chunks never wait for it; finishing's
@@ -211,11 +214,10 @@ class S3Staging(StagingBackend):
         (UploadPartCopy: no byte passes through this host), then goes."""
         if not self._direct(handle):
             return
-        for slot in self._slots(handle, start, end):
-            first = self._bounds(handle, slot)[0]
-            if not start <= first < end:
-                continue
-            self._part_from_piece(handle, slot)
+        # _slots() gives a chunk's one slot in this mode: every chunk of the range here.
+        for slot in range(start // handle.part_size, -(-end // handle.part_size)):
+            if start <= self._bounds(handle, slot)[0] < end:
+                self._part_from_piece(handle, slot)
 
     def write(self, handle, offset, stream, limit, digests=(), *, keep_readable=False):
         """Each slot the bytes touch is one UploadPart or one piece object,
@@ -449,7 +451,13 @@ class S3Staging(StagingBackend):
             kept = active({owner for key, *_ in found if (owner := self._owner(key))})
             removed = []
             for key, upload_id, when, size in found:
-                if self._owner(key) in kept or when > before:
+                owner = self._owner(key)
+                if owner in kept or when > before:
+                    continue
+                if owner is None and not key.startswith(self.prefix()):
+                    # Outside the staging prefix, only what names an upload of
+                    # this site is ours: a direct upload's, or another app's in
+                    # the same bucket, is left alone.
                     continue
                 if dry_run:
                     pass
