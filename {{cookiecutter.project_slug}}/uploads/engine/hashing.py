@@ -7,20 +7,19 @@ state (`hash_state`, uploads/sha256.py). Three things move it on, each from
 the state it read and by a conditional UPDATE on `hashed_bytes`, so that of
 two that race one wins and the other's work is dropped, never mixed in:
 
-- following: where staged bytes can be read back cheaply (local staging: from
-  the page cache they were just written to) and work may go on after an
-  answer (UPLOADS_FINISH_IN_BACKGROUND), a thread of the worker that took a
-  chunk reads back what has become contiguous behind the hashed bytes and
-  hashes it (follow). OpenSSL lets go of the GIL while it hashes, so this
-  runs on another core while the next chunk arrives: the answer to a chunk
-  never waits for its hash;
-- in line: elsewhere (S3 staging, where reading back is a GET), the request
-  whose piece starts where the hashed bytes end feeds the hash with the
-  piece's bytes as it writes them (writing.py), and saves the new state in
-  the UPDATE that counts the piece (recording.py): a file sent in order is
-  hashed at no extra read. A piece that lands past the hashed bytes (chunks
-  sent in parallel) is caught up by a later request once the bytes before it
-  are in, at most CATCH_UP_BYTES per request (catch_up);
+- in line: the request whose piece starts where the hashed bytes end feeds
+  the hash with the piece's bytes as it writes them (writing.py), and saves
+  the new state in the UPDATE that counts the piece (recording.py): a file
+  sent in order is hashed at no extra read;
+- catching up: a piece that lands past the hashed bytes (chunks sent in
+  parallel) is read back once the bytes before it are in. Where staged bytes
+  can be read back cheaply (local staging: from the page cache they were just
+  written to) and work may go on after an answer (UPLOADS_FINISH_IN_BACKGROUND),
+  one thread of the worker does it, after the answer (follow): OpenSSL lets go
+  of the GIL while it hashes, so it runs beside the requests and no answer
+  waits for it. Elsewhere (S3 staging, where reading back is a GET of a piece
+  kept for it) the request that recorded a piece does it, at most
+  CATCH_UP_BYTES (catch_up);
 - finishing: the finisher continues the saved state over the rest (digest).
 
 One reader at a time holds the upload's hasher lock (the staging backend's),
@@ -39,6 +38,7 @@ the file once, from the first byte not hashed in line.
 
 import hashlib
 import logging
+import queue
 import threading
 
 from django import db
@@ -67,11 +67,10 @@ def enabled():
 def in_line(upload, offset):
     """
     The hash to feed with a piece at `offset` as it is written, or None when
-    the piece does not start where the hashed bytes end, when a follower
-    hashes instead, or when hashing as bytes arrive is off. `upload` is as
-    read under the piece's lock.
+    the piece does not start where the hashed bytes end (or hashing as bytes
+    arrive is off). `upload` is as read under the piece's lock.
     """
-    if not enabled() or offset != upload.hashed_bytes or _followed(upload):
+    if not enabled() or offset != upload.hashed_bytes:
         return None
     try:
         return sha256.ResumableSHA256.resume(upload.hash_state, upload.hashed_bytes)
@@ -125,9 +124,13 @@ def _catch_up_now(upload, budget):
     return False
 
 
-# The uploads this process has a follower for, each with its "look again".
-_followers = {}
-_followers_guard = threading.Lock()
+# This process's follower: one thread, fed upload ids; it keeps its database
+# connection between them (a thread and a connection per chunk cost more
+# than the hash of an 8 MiB chunk).
+_queued = set()
+_queue = queue.SimpleQueue()
+_follower = None
+_guard = threading.Lock()
 
 
 def _followed(upload):
@@ -136,41 +139,38 @@ def _followed(upload):
 
 def follow(upload_id):
     """
-    Have this process's follower of the upload hash what has become
-    contiguous: started if there is none, told to look again if there is.
-    One that finds another process's follower at work (the hasher lock held)
-    leaves it to that one, which looks again once it lets go.
+    Have this process's follower hash what has become contiguous in the
+    upload: queued unless it is already. A follower that finds another
+    process's at work on it (the hasher lock held) leaves it to that one,
+    which looks again once it lets go.
     """
-    with _followers_guard:
-        again = _followers.get(upload_id)
-        if again is not None:
-            again.set()
+    global _follower
+    with _guard:
+        if upload_id in _queued:
             return
-        again = _followers[upload_id] = threading.Event()
-    threading.Thread(
-        target=_follower, args=(upload_id, again), name=f"hash-{upload_id}", daemon=True
-    ).start()
+        _queued.add(upload_id)
+        if _follower is None or not _follower.is_alive():
+            _follower = threading.Thread(target=_follow, name="uploads-hash", daemon=True)
+            _follower.start()
+    _queue.put(upload_id)
 
 
-def _follower(upload_id, again):
-    try:
-        upload = Upload.objects.get(pk=upload_id)
-        while True:
-            again.clear()
+def _follow():
+    while True:
+        upload_id = _queue.get()
+        with _guard:
+            _queued.discard(upload_id)
+        try:
+            db.close_old_connections()  # a connection a database restart broke, or too old
+            upload = Upload.objects.get(pk=upload_id)
             # A pass at a time: between them the finisher can take the lock
-            # (the follower stops once the upload is no longer uploading).
+            # (and it stops once the upload is no longer uploading).
             while _catch_up_now(upload, CATCH_UP_BYTES):
                 pass
-            with _followers_guard:
-                if not again.is_set():
-                    del _followers[upload_id]
-                    return
-    except Exception:  # the finisher hashes what is left; this must not take the worker down
-        logger.exception("upload %s: the hash follower stopped", upload_id)
-        with _followers_guard:
-            _followers.pop(upload_id, None)
-    finally:
-        db.connection.close()
+        except Upload.DoesNotExist:
+            pass
+        except Exception:  # the finisher hashes what is left; the follower goes on
+            logger.exception("upload %s: the hash follower failed", upload_id)
 
 
 def digest(upload, handle, size, *, progress=None):

@@ -250,11 +250,11 @@ def test_the_bytes_from_zero_end_where_the_recording_could_tell():
 
 @pytest.mark.server
 def test_the_hash_carries_on_across_workers_killed_mid_upload(tmp_path):
-    """Chunks 3 at a time on two gunicorn workers, each hashed by a thread of
-    the worker that took it; halfway, every worker is SIGKILLed and gunicorn
-    starts new ones. The hash saved so far is taken up by
-    the new workers (it is in the database, not in a process), and the file's
-    SHA-256 comes out right."""
+    """Chunks 3 at a time on two gunicorn workers, hashed as they arrive (in
+    line, or by a thread of the worker after its answer); halfway, every
+    worker is SIGKILLed and gunicorn starts new ones. The hash saved so far is
+    taken up by the new workers (it is in the database, not in a process), and
+    the file's SHA-256 comes out right."""
     database = tmp_path / "db.sqlite3"
     site = Site(tmp_path / "site", f"sqlite:///{database}", workers=2)
     chunk = 256 * 1024
@@ -284,8 +284,8 @@ def test_the_hash_carries_on_across_workers_killed_mid_upload(tmp_path):
         client = site.login()
         with ThreadPoolExecutor(3) as pool:
             list(pool.map(send, range(1, count // 2)))
-        # A thread of the worker hashes each chunk from the page cache moments
-        # after answering it.
+        # A chunk sent ahead of the hashed bytes is hashed by a thread of the
+        # worker, from the page cache, moments after its answer.
         deadline = time.monotonic() + 10
         while (before := hashed_bytes()) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
