@@ -184,21 +184,25 @@ def test_finishing_a_finished_upload_again_changes_nothing(user, sent):
     assert sent == {"completed": [upload.pk], "failed": []}
 
 
-@pytest.mark.parametrize("stored", ["whole", "missing"])
+@pytest.mark.parametrize("stored", ["whole", "missing", "other bytes"])
 def test_a_complete_record_lost_after_the_staged_bytes_went_is_made_again_from_the_stored_file(
     user, sent, stored
 ):
     """A database that lost its last commits (a power cut, with SQLite's
     synchronous=NORMAL or PostgreSQL's synchronous_commit=off) can bring back
     an upload as `processing` whose record as `complete` had removed its staged
-    bytes: the stored file is hashed and recorded, once; without it, `failed`."""
+    bytes: the stored file is hashed and recorded, once; without it, or with
+    bytes other than those hashed as they arrived, `failed`."""
     data = random.Random(12).randbytes(3 * 65536 + 5)
-    upload = whole_but_not_finished(user, data)
-    finishing.finish(upload)
+    upload = engine.start(user, Upload.Protocol.FLOW, filename="s.bin", size=len(data))
+    engine.write(upload, engine.Piece(0, len(data), Body(data)))  # hashed as it arrives
     upload.refresh_from_db()
     assert upload.status == Status.COMPLETE
     if stored == "missing":
         upload.file.storage.delete(upload.file.name)
+    elif stored == "other bytes":  # the size right, a byte of what was hashed wrong
+        with open(upload.file.path, "r+b") as file:
+            file.write(b"\0" if data[0] else b"\1")
     # The record as it was before the lost commit: processing, its lease run out.
     Upload.objects.filter(pk=upload.pk).update(
         status=Status.PROCESSING, sha256="", file="", finishing_until=timezone.now()
