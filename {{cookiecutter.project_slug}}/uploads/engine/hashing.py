@@ -241,7 +241,17 @@ def _progress(upload_id):
 
 
 def _saved(upload_id):
-    return Upload.objects.filter(pk=upload_id).values_list("hashed_bytes", "hash_state").get()
+    """(hashed_bytes, hash_state) as stored now. The finisher's first query: a
+    connection that broke since its last one (a killed backend, a restarted
+    server) is opened again, once, as the record does (finishing.py)."""
+    saved = Upload.objects.filter(pk=upload_id).values_list("hashed_bytes", "hash_state")
+    try:
+        return saved.get()
+    except DatabaseError:
+        if db.connection.in_atomic_block:
+            raise
+        db.connection.close()
+        return saved.get()
 
 
 def _save(upload_id, start, end, state):
