@@ -141,14 +141,12 @@ class CreateMultipart(DirectEndpoint):
         filename = _text(data.get("filename"), "filename")
         content_type = _content_type(data.get("type"))
         size = _declared_size(data.get("size", metadata.get("size")))
-        upload = engine.start(
+        upload = _start(
             self.user,
-            Upload.Protocol.S3,
-            filename=filename,
-            size=size,
-            relative_path=_relative_path(metadata),
-            metadata=metadata,
-            stage=lambda upload: direct_bucket.create(upload, content_type),
+            filename,
+            size,
+            metadata,
+            lambda upload: direct_bucket.create(upload, content_type),
         )
         return JsonResponse({"key": key_for(upload), "uploadId": str(upload.id)})
 
@@ -261,15 +259,8 @@ class SignedPost(DirectEndpoint):
                 gettext("a file over %(max)s bytes goes in parts: use a multipart upload")
                 % {"max": MAX_POST_SIZE}
             )
-        upload = engine.start(
-            self.user,
-            Upload.Protocol.S3,
-            filename=filename,
-            size=size,
-            relative_path=_relative_path(metadata),
-            metadata=metadata,
-            stage=lambda upload: None,  # the POST itself makes the object
-        )
+        # No multipart upload to make: the POST itself makes the object.
+        upload = _start(self.user, filename, size, metadata, lambda upload: None)
         largest = min(upload_settings.MAX_BYTES, MAX_POST_SIZE)
         signed = direct_bucket.sign_post(
             upload, content_type, (size, size) if size is not None else (0, largest)
@@ -324,6 +315,20 @@ def _content_type(value):
     if not isinstance(value, str) or len(value) > MAX_TYPE_CHARS or not MIME_TYPE.fullmatch(value):
         raise BadRequest(gettext("type must be a media type such as application/pdf"))
     return value
+
+
+def _start(user, filename, size, metadata, stage):
+    """The site's Upload for a direct upload, under the limits every protocol
+    has (engine.start); `stage` makes its room in the bucket, if any."""
+    return engine.start(
+        user,
+        Upload.Protocol.S3,
+        filename=filename,
+        size=size,
+        relative_path=_relative_path(metadata),
+        metadata=metadata,
+        stage=stage,
+    )
 
 
 def _declared_size(value):
